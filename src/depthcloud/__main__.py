@@ -1,0 +1,5 @@
+import sys
+
+from depthcloud.cli import main
+
+sys.exit(main())

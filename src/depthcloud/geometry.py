@@ -1,0 +1,334 @@
+"""Depth and disparity to 3D points: the hot path of depthcloud.
+
+Convention: the OpenCV optical frame (x right, y down, z forward, metres); pixel (u, v) centres at
+integer coordinates, u the column. A pixel with depth z and ray (x̂, ŷ) (the normalised, undistorted
+image coordinates of its centre) becomes (x̂·z, ŷ·z, z).
+
+``Unprojector`` caches the rays of one ``Intrinsics`` — two 1-D tables when the camera is an ideal
+pinhole (x̂ depends on u only, ŷ on v only), a full (H, W, 2) table when it has distortion or skew —
+and runs a compiled two-pass kernel (count valid pixels per row, then write) that emits only valid
+points and their colours, in row-major pixel order, in parallel over rows. Without numba the same
+arithmetic runs in numpy.
+
+This module must not import sources, the server or the CLI.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+
+from depthcloud import _validate as v
+from depthcloud.camera import Intrinsics
+from depthcloud.cloud import PointCloud
+from depthcloud.errors import InputError
+
+__all__ = [
+    "HAVE_NUMBA",
+    "Unprojector",
+    "depth_to_points",
+    "disparity_to_depth",
+    "reproject_with_q",
+]
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+try:  # numba is a core dependency; the fallback keeps the library usable where LLVM cannot load.
+    if os.environ.get("DEPTHCLOUD_NO_NUMBA"):
+        raise ImportError("disabled by DEPTHCLOUD_NO_NUMBA")
+    from numba import njit, prange
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised by the DEPTHCLOUD_NO_NUMBA test
+    HAVE_NUMBA = False
+
+
+def disparity_to_depth(
+    disparity: np.ndarray, focal_px: float, baseline_m: float, *, doffs_px: float = 0.0
+) -> np.ndarray:
+    """Metric depth from a rectified disparity map.
+
+    disparity: (H, W) float or integer, pixels; 0, negative or non-finite = invalid.
+    focal_px: rectified focal length in pixels; baseline_m: metres; doffs_px: cx_right − cx_left.
+    Returns (H, W) float32 metres, Z = focal_px·baseline_m / (disparity + doffs_px); invalid → 0.
+    """
+    d = v.image("disparity", disparity)
+    f = v.number("focal_px", focal_px, positive=True)
+    b = v.number("baseline_m", baseline_m, positive=True)
+    doffs = v.number("doffs_px", doffs_px)
+    d64 = d.astype(np.float64, copy=False)
+    denom = d64 + doffs
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (f * b) / denom
+    valid = np.isfinite(d64) & (d64 > 0) & (denom > 0) & np.isfinite(z)
+    return np.where(valid, z, 0.0).astype(np.float32)
+
+
+if HAVE_NUMBA:
+
+    @njit(parallel=True, cache=True, nogil=True, fastmath=False)
+    def _count_rows(depth, zmin, zmax, counts):  # type: ignore[no-untyped-def]
+        h, w = depth.shape
+        for r in prange(h):
+            c = 0
+            for u in range(w):
+                z = depth[r, u]
+                if z > 0.0 and z >= zmin and z <= zmax:
+                    c += 1
+            counts[r] = c
+
+    @njit(parallel=True, cache=True, nogil=True, fastmath=False)
+    def _write_separable(depth, xr, yr, zmin, zmax, offsets, out):  # type: ignore[no-untyped-def]
+        h, w = depth.shape
+        for r in prange(h):
+            k = offsets[r]
+            y = yr[r]
+            for u in range(w):
+                z = depth[r, u]
+                if z > 0.0 and z >= zmin and z <= zmax:
+                    out[k, 0] = xr[u] * z
+                    out[k, 1] = y * z
+                    out[k, 2] = z
+                    k += 1
+
+    @njit(parallel=True, cache=True, nogil=True, fastmath=False)
+    def _write_separable_rgb(depth, xr, yr, zmin, zmax, offsets, color, out, out_rgb):  # type: ignore[no-untyped-def]
+        h, w = depth.shape
+        for r in prange(h):
+            k = offsets[r]
+            y = yr[r]
+            for u in range(w):
+                z = depth[r, u]
+                if z > 0.0 and z >= zmin and z <= zmax:
+                    out[k, 0] = xr[u] * z
+                    out[k, 1] = y * z
+                    out[k, 2] = z
+                    out_rgb[k, 0] = color[r, u, 0]
+                    out_rgb[k, 1] = color[r, u, 1]
+                    out_rgb[k, 2] = color[r, u, 2]
+                    k += 1
+
+    @njit(parallel=True, cache=True, nogil=True, fastmath=False)
+    def _write_table(depth, rays, zmin, zmax, offsets, out):  # type: ignore[no-untyped-def]
+        h, w = depth.shape
+        for r in prange(h):
+            k = offsets[r]
+            for u in range(w):
+                z = depth[r, u]
+                if z > 0.0 and z >= zmin and z <= zmax:
+                    out[k, 0] = rays[r, u, 0] * z
+                    out[k, 1] = rays[r, u, 1] * z
+                    out[k, 2] = z
+                    k += 1
+
+    @njit(parallel=True, cache=True, nogil=True, fastmath=False)
+    def _write_table_rgb(depth, rays, zmin, zmax, offsets, color, out, out_rgb):  # type: ignore[no-untyped-def]
+        h, w = depth.shape
+        for r in prange(h):
+            k = offsets[r]
+            for u in range(w):
+                z = depth[r, u]
+                if z > 0.0 and z >= zmin and z <= zmax:
+                    out[k, 0] = rays[r, u, 0] * z
+                    out[k, 1] = rays[r, u, 1] * z
+                    out[k, 2] = z
+                    out_rgb[k, 0] = color[r, u, 0]
+                    out_rgb[k, 1] = color[r, u, 1]
+                    out_rgb[k, 2] = color[r, u, 2]
+                    k += 1
+
+
+def _pixel_rays(intr: Intrinsics) -> np.ndarray:
+    """(H, W, 2) float64 normalised undistorted coordinates of every pixel centre."""
+    u, vv = np.meshgrid(np.arange(intr.width, dtype=np.float64), np.arange(intr.height, dtype=np.float64))
+    if not intr.is_distorted:
+        y = (vv - intr.cy) / intr.fy
+        x = (u - intr.cx - intr.skew * y) / intr.fx
+        return np.stack([x, y], axis=-1)
+    import cv2
+
+    pix = np.stack([u.ravel(), vv.ravel()], axis=-1).reshape(-1, 1, 2)
+    # Iterate the inverse well past OpenCV's default of 5 so strong lens distortion converges.
+    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
+    if intr.model == "fisheye":
+        und = cv2.fisheye.undistortPoints(pix, intr.K, intr.dist_array, criteria=crit)
+    else:
+        und = cv2.undistortPointsIter(pix, intr.K, intr.dist_array, None, None, crit)
+    return und.reshape(intr.height, intr.width, 2)
+
+
+class Unprojector:
+    """Depth images of one camera to point clouds, with the rays computed once.
+
+    intrinsics: the camera of the depth images this unprojector takes (sizes must match).
+    undistort: use distortion-aware rays when the intrinsics carry distortion (else plain pinhole).
+    """
+
+    def __init__(self, intrinsics: Intrinsics, *, undistort: bool = True) -> None:
+        if not isinstance(intrinsics, Intrinsics):
+            raise InputError(f"intrinsics: expected Intrinsics, got {type(intrinsics).__name__}")
+        self.intrinsics = intrinsics
+        intr = intrinsics if undistort else intrinsics.undistorted()
+        self._separable = not intr.is_distorted and intr.skew == 0.0
+        if self._separable:
+            self._xr = ((np.arange(intr.width, dtype=np.float32) - np.float32(intr.cx)) / np.float32(intr.fx))
+            self._yr = ((np.arange(intr.height, dtype=np.float32) - np.float32(intr.cy)) / np.float32(intr.fy))
+            self._rays: np.ndarray | None = None
+        else:
+            self._rays = np.ascontiguousarray(_pixel_rays(intr), dtype=np.float32)
+            self._xr = self._yr = np.empty(0, np.float32)
+
+    @property
+    def rays(self) -> np.ndarray:
+        """(H, W, 2) float32 normalised ray coordinates (x̂, ŷ) per pixel."""
+        if self._rays is not None:
+            return self._rays
+        return np.stack(np.broadcast_arrays(self._xr[None, :], self._yr[:, None]), axis=-1)
+
+    def _check(self, depth: Any, color: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        d = v.image("depth", depth, kinds="f")
+        if d.shape != self.intrinsics.shape:
+            raise InputError(
+                f"depth: its size {d.shape[1]}x{d.shape[0]} does not match the intrinsics "
+                f"{self.intrinsics.width}x{self.intrinsics.height}"
+            )
+        d = np.ascontiguousarray(d, dtype=np.float32)
+        c = None if color is None else np.ascontiguousarray(v.color_image("color", color, d.shape))
+        return d, c
+
+    def __call__(
+        self,
+        depth: np.ndarray,
+        *,
+        color: np.ndarray | None = None,
+        min_depth_m: float = 0.0,
+        max_depth_m: float = np.inf,
+        stamp: float | None = None,
+    ) -> PointCloud:
+        """Valid points of ``depth`` as a PointCloud in the optical frame.
+
+        depth: (H, W) float32 metres; 0, NaN, inf or outside [min_depth_m, max_depth_m] = invalid.
+        color: (H, W, 3) uint8 RGB aligned with depth, or None.
+        Points come in row-major pixel order; colours are gathered from the same pixels.
+        """
+        d, c = self._check(depth, color)
+        zmin = v.number("min_depth_m", min_depth_m, nonnegative=True)
+        zmax = min(v.number("max_depth_m", max_depth_m, positive=True, allow_inf=True), _F32_MAX)
+        if zmin > zmax:
+            raise InputError(f"min_depth_m {zmin} exceeds max_depth_m {zmax}")
+        pts, rgb = self._run(d, c, np.float32(zmin), np.float32(zmax))
+        return PointCloud._trusted(pts, rgb, None, "optical", stamp)
+
+    def _run(
+        self, d: np.ndarray, c: np.ndarray | None, zmin: np.float32, zmax: np.float32
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        if not HAVE_NUMBA:
+            return self._run_numpy(d, c, zmin, zmax)
+        h = d.shape[0]
+        counts = np.empty(h, dtype=np.int64)
+        _count_rows(d, zmin, zmax, counts)
+        offsets = np.zeros(h, dtype=np.int64)
+        np.cumsum(counts[:-1], out=offsets[1:])
+        n = int(offsets[-1] + counts[-1])
+        out = np.empty((n, 3), dtype=np.float32)
+        rgb = None if c is None else np.empty((n, 3), dtype=np.uint8)
+        if self._separable:
+            if rgb is None:
+                _write_separable(d, self._xr, self._yr, zmin, zmax, offsets, out)
+            else:
+                _write_separable_rgb(d, self._xr, self._yr, zmin, zmax, offsets, c, out, rgb)
+        elif rgb is None:
+            _write_table(d, self._rays, zmin, zmax, offsets, out)
+        else:
+            _write_table_rgb(d, self._rays, zmin, zmax, offsets, c, out, rgb)
+        return out, rgb
+
+    def _run_numpy(
+        self, d: np.ndarray, c: np.ndarray | None, zmin: np.float32, zmax: np.float32
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        with np.errstate(invalid="ignore"):
+            mask = (d > 0) & (d >= zmin) & (d <= zmax)
+        rows, cols = np.nonzero(mask)
+        z = d[rows, cols]
+        out = np.empty((z.shape[0], 3), dtype=np.float32)
+        if self._separable:
+            out[:, 0] = self._xr[cols] * z
+            out[:, 1] = self._yr[rows] * z
+        else:
+            assert self._rays is not None
+            out[:, 0] = self._rays[rows, cols, 0] * z
+            out[:, 1] = self._rays[rows, cols, 1] * z
+        out[:, 2] = z
+        return out, None if c is None else c[rows, cols]
+
+    def organized(self, depth: np.ndarray, *, min_depth_m: float = 0.0, max_depth_m: float = np.inf) -> np.ndarray:
+        """(H, W, 3) float32 points for every pixel; invalid pixels are NaN."""
+        d, _ = self._check(depth, None)
+        zmin = v.number("min_depth_m", min_depth_m, nonnegative=True)
+        zmax = min(v.number("max_depth_m", max_depth_m, positive=True, allow_inf=True), _F32_MAX)
+        rays = self.rays
+        with np.errstate(invalid="ignore"):
+            valid = (d > 0) & (d >= zmin) & (d <= zmax)
+        z = np.where(valid, d, np.float32(np.nan))
+        out = np.empty((*d.shape, 3), dtype=np.float32)
+        np.multiply(rays[..., 0], z, out=out[..., 0])
+        np.multiply(rays[..., 1], z, out=out[..., 1])
+        out[..., 2] = z
+        return out
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_unprojector(intrinsics: Intrinsics, undistort: bool) -> Unprojector:
+    return Unprojector(intrinsics, undistort=undistort)
+
+
+def depth_to_points(
+    depth: np.ndarray,
+    intrinsics: Intrinsics,
+    *,
+    color: np.ndarray | None = None,
+    min_depth_m: float = 0.0,
+    max_depth_m: float = np.inf,
+    undistort: bool = True,
+) -> PointCloud:
+    """One-call form of :class:`Unprojector` (unprojectors are cached per intrinsics).
+
+    depth: (H, W) float32 metres (0/NaN = invalid); color: (H, W, 3) uint8 RGB or None.
+    Returns a PointCloud of the valid pixels in the optical frame.
+    """
+    if not isinstance(intrinsics, Intrinsics):
+        raise InputError(f"intrinsics: expected Intrinsics, got {type(intrinsics).__name__}")
+    return _cached_unprojector(intrinsics, undistort)(
+        depth, color=color, min_depth_m=min_depth_m, max_depth_m=max_depth_m
+    )
+
+
+def reproject_with_q(
+    disparity: np.ndarray, Q: np.ndarray, *, color: np.ndarray | None = None
+) -> PointCloud:
+    """Points from a rectified disparity map and a 4×4 Q, as ``cv2.reprojectImageTo3D`` computes
+    them — [X Y Z W]ᵀ = Q·[u v d 1]ᵀ, point = (X, Y, Z)/W — but only for valid pixels.
+
+    disparity: (H, W) float pixels; invalid where 0, negative, non-finite, or W ≤ 0 (behind).
+    color: (H, W, 3) uint8 RGB or None. Returns a PointCloud in the left camera's optical frame.
+    """
+    d = v.image("disparity", disparity)
+    Qm = v.array("Q", Q, shape=(4, 4), kinds="fiu").astype(np.float64)
+    if not np.isfinite(Qm).all():
+        raise InputError("Q: contains NaN or inf")
+    c = None if color is None else v.color_image("color", color, d.shape)
+    d64 = d.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(d64) & (d64 > 0)
+    rows, cols = np.nonzero(valid)
+    dv = d64[rows, cols]
+    hom = np.stack([cols.astype(np.float64), rows.astype(np.float64), dv, np.ones_like(dv)], axis=0)
+    X = Qm @ hom
+    w = X[3]
+    front = w > 0
+    pts = (X[:3, front] / w[front]).T.astype(np.float32)
+    cols_out = None if c is None else np.ascontiguousarray(c[rows[front], cols[front]])
+    return PointCloud._trusted(np.ascontiguousarray(pts), cols_out, None, "optical", None)
