@@ -156,7 +156,7 @@ def _pixel_rays(intr: Intrinsics) -> np.ndarray:
     if intr.model == "fisheye":
         und = cv2.fisheye.undistortPoints(pix, intr.K, intr.dist_array, criteria=crit)
     else:
-        und = cv2.undistortPointsIter(pix, intr.K, intr.dist_array, None, None, crit)
+        und = cv2.undistortPoints(pix, intr.K, intr.dist_array, R=None, P=None, criteria=crit)
     return und.reshape(intr.height, intr.width, 2)
 
 

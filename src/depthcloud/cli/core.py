@@ -6,4 +6,9 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command()
+    def version() -> None:
+        """Print the depthcloud version."""
+        from depthcloud import __version__
+
+        typer.echo(__version__)
