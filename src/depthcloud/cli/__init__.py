@@ -24,6 +24,14 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Metric, coloured 3D point clouds from cameras and depth sensors.
+
+    Add --debug anywhere to see a traceback instead of the one-line error.
+    """
+
+
 def _register() -> None:
     from depthcloud.cli import core
 
