@@ -1,8 +1,137 @@
-"""Core commands: depth, disparity, info, convert."""
+"""Core commands: ``depth``, ``disparity``, ``info``, ``convert``, ``demo``, ``version``.
+
+Each command reads its inputs through ``depthcloud.io``, calls the library, and prints where the
+results went. Several inputs make one output each inside the ``-o`` folder, with a progress bar.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
 import typer
+
+from depthcloud.camera import Intrinsics, StereoRig
+from depthcloud.cli._common import check_input, check_output, console, progress
+from depthcloud.cloud import FRAMES, PointCloud
+from depthcloud.errors import FormatError, InputError
+
+CLOUD_EXTS = (".ply", ".pcd", ".xyz", ".csv", ".txt", ".npz")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pfm", ".exr", ".npy")
+
+OutOpt = Annotated[Path, typer.Option("-o", "--output", help="Output cloud (.ply .pcd .xyz .csv .npz), or a folder for several inputs.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that exist.")]
+FrameOpt = Annotated[str, typer.Option("--frame", help=f"Frame of the written points: {', '.join(FRAMES)}.")]
+MinOpt = Annotated[float, typer.Option("--min-depth", help="Drop points nearer than this (metres).")]
+MaxOpt = Annotated[float, typer.Option("--max-depth", help="Drop points farther than this (metres).")]
+AsciiOpt = Annotated[bool, typer.Option("--ascii", help="Write ASCII instead of binary where the format has both.")]
+
+
+@dataclass(frozen=True)
+class _Job:
+    data: Path
+    color: Path | None
+    out: Path
+
+
+def _jobs(inputs: list[Path], colors: list[Path] | None, output: Path, *, overwrite: bool, ext: str = ".ply") -> list[_Job]:
+    """Pair inputs with colours and outputs; one input → ``output`` is the file, several → a folder."""
+    if colors and len(colors) != len(inputs):
+        raise InputError(f"--color: given {len(colors)} time(s) for {len(inputs)} input(s); give one per input or none")
+    for p in inputs:
+        check_input(p)
+    for c in colors or []:
+        check_input(c)
+    if len(inputs) == 1 and output.suffix.lower() in CLOUD_EXTS:
+        outs = [check_output(output, overwrite=overwrite)]
+    else:
+        if output.suffix.lower() in CLOUD_EXTS:
+            raise InputError(f"-o {output}: several inputs need a folder, not a file name")
+        if output.exists() and not output.is_dir():
+            raise InputError("exists and is not a folder", path=output)
+        stems = [p.stem for p in inputs]
+        if len(set(stems)) != len(stems):
+            raise InputError("several inputs share a file name; their clouds would overwrite each other")
+        outs = [check_output(output / f"{p.stem}{ext}", overwrite=overwrite) for p in inputs]
+    cols: list[Path | None] = list(colors) if colors else [None] * len(inputs)
+    return [_Job(d, c, o) for d, c, o in zip(inputs, cols, outs, strict=True)]
+
+
+def _load_camera(path: Path) -> Intrinsics:
+    from depthcloud.io.calibfiles import load_calibration
+
+    cal = load_calibration(check_input(path))
+    return cal.left if isinstance(cal, StereoRig) else cal
+
+
+def _load_rectified_rig(path: Path) -> StereoRig:
+    from depthcloud.io.calibfiles import load_calibration
+
+    cal = load_calibration(check_input(path))
+    if not isinstance(cal, StereoRig):
+        raise InputError("is a single-camera calibration; disparity needs a stereo rig (Middlebury calib.txt or a rig file)", path=path)
+    if not cal.rectified:
+        raise InputError(
+            "describes an unrectified rig; disparity needs the rectified rig (run `depthcloud calibrate stereo`, which saves it)",
+            path=path,
+        )
+    return cal
+
+
+def _read_color(path: Path | None, shape: tuple[int, int]) -> np.ndarray | None:
+    if path is None:
+        return None
+    from depthcloud.io.depthimage import read_color
+
+    rgb = read_color(path)
+    if rgb.shape[:2] != shape:
+        raise InputError(
+            f"its size {rgb.shape[1]}x{rgb.shape[0]} differs from the depth/disparity image {shape[1]}x{shape[0]}", path=path
+        )
+    return rgb
+
+
+def _finish(cloud: PointCloud, out: Path, *, frame: str, ascii_: bool) -> PointCloud:
+    from depthcloud.io import write_cloud
+
+    if frame != "optical":
+        cloud = cloud.to_frame(frame)
+    write_cloud(out, cloud, overwrite=True, ascii=ascii_)  # existence already checked up front
+    return cloud
+
+
+def _check_frame(frame: str) -> None:
+    if frame not in FRAMES:
+        raise InputError(f"--frame: expected one of {', '.join(FRAMES)}, got {frame!r}")
+
+
+def read_disparity(path: Path, *, scale: float | None) -> np.ndarray:
+    """A disparity image in pixels: PFM (inf = unknown), NPY, or an 8/16-bit PNG divided by ``scale``."""
+    ext = path.suffix.lower()
+    if ext == ".pfm":
+        from depthcloud.io.pfm import read_pfm
+
+        d = read_pfm(path)
+    elif ext == ".npy":
+        try:
+            d = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise FormatError(f"not a readable .npy array ({exc})", path=path) from exc
+    elif ext in (".png", ".tif", ".tiff"):
+        from depthcloud.io.depthimage import read_disparity_png
+
+        if scale is None:
+            raise InputError(f"{path}: a disparity PNG needs --disparity-scale (stored value / scale = pixels)")
+        d = read_disparity_png(path, scale=scale)
+    else:
+        raise FormatError("unknown disparity format; expected .pfm, .npy or .png", path=path)
+    if d.ndim == 3:
+        d = d[..., 0]
+    if d.ndim != 2:
+        raise FormatError(f"expected a single-channel disparity image, got shape {d.shape}", path=path)
+    return d.astype(np.float32, copy=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -12,3 +141,199 @@ def register(app: typer.Typer) -> None:
         from depthcloud import __version__
 
         typer.echo(__version__)
+
+    @app.command()
+    def depth(
+        inputs: Annotated[list[Path], typer.Argument(help="Depth images: 16-bit PNG, PFM, NPY or EXR.", show_default=False)],
+        intrinsics: Annotated[Path, typer.Option("--intrinsics", "-i", help="Camera file (any format `info` reads).")],
+        output: OutOpt,
+        depth_scale: Annotated[float | None, typer.Option("--depth-scale", help="Metres per stored unit (16-bit PNG default 0.001; TUM 0.0002).")] = None,
+        color: Annotated[list[Path] | None, typer.Option("--color", "-c", help="Colour image aligned to the depth, once per input.")] = None,
+        min_depth: MinOpt = 0.0,
+        max_depth: MaxOpt = float("inf"),
+        frame: FrameOpt = "optical",
+        ascii_: AsciiOpt = False,
+        overwrite: OverwriteOpt = False,
+    ) -> None:
+        """Depth images + intrinsics → coloured point clouds."""
+        from depthcloud.geometry import Unprojector
+        from depthcloud.io.depthimage import read_depth
+
+        _check_frame(frame)
+        intr = _load_camera(intrinsics)
+        jobs = _jobs(inputs, color, output, overwrite=overwrite)
+        unproject: Unprojector | None = None
+        for job in progress(jobs, total=len(jobs), label="depth → cloud"):
+            d = read_depth(job.data, depth_scale=depth_scale)
+            if d.shape != intr.shape:
+                raise InputError(
+                    f"its size {d.shape[1]}x{d.shape[0]} differs from the intrinsics {intr.width}x{intr.height}; "
+                    "pass the camera file of this image size", path=job.data,
+                )
+            unproject = unproject or Unprojector(intr)
+            cloud = unproject(d, color=_read_color(job.color, d.shape), min_depth_m=min_depth, max_depth_m=max_depth)
+            _finish(cloud, job.out, frame=frame, ascii_=ascii_)
+            console.print(f"{job.out}: {len(cloud)} points")
+
+    @app.command()
+    def disparity(
+        inputs: Annotated[list[Path], typer.Argument(help="Disparity maps of the left image: PFM, NPY or PNG.", show_default=False)],
+        calib: Annotated[Path, typer.Option("--calib", help="Middlebury calib.txt or a rectified rig file.")],
+        output: OutOpt,
+        color: Annotated[list[Path] | None, typer.Option("--color", "-c", help="Left colour image, once per input.")] = None,
+        disparity_scale: Annotated[float | None, typer.Option("--disparity-scale", help="PNG only: stored value / scale = pixels.")] = None,
+        min_depth: MinOpt = 0.0,
+        max_depth: MaxOpt = float("inf"),
+        frame: FrameOpt = "optical",
+        ascii_: AsciiOpt = False,
+        overwrite: OverwriteOpt = False,
+    ) -> None:
+        """Rectified disparity + stereo calibration → metric coloured point clouds (Z = f·B/(d + doffs))."""
+        from depthcloud.geometry import Unprojector, disparity_to_depth
+
+        _check_frame(frame)
+        rig = _load_rectified_rig(calib)
+        jobs = _jobs(inputs, color, output, overwrite=overwrite)
+        unproject = Unprojector(rig.left.undistorted())
+        for job in progress(jobs, total=len(jobs), label="disparity → cloud"):
+            d = read_disparity(job.data, scale=disparity_scale)
+            if d.shape != rig.left.shape:
+                raise InputError(
+                    f"its size {d.shape[1]}x{d.shape[0]} differs from the calibration {rig.left.width}x{rig.left.height}",
+                    path=job.data,
+                )
+            z = disparity_to_depth(d, rig.focal_px, rig.baseline_m, doffs_px=rig.doffs_px)
+            cloud = unproject(z, color=_read_color(job.color, d.shape), min_depth_m=min_depth, max_depth_m=max_depth)
+            _finish(cloud, job.out, frame=frame, ascii_=ascii_)
+            console.print(f"{job.out}: {len(cloud)} points (baseline {rig.baseline_m:.6g} m, f {rig.focal_px:.6g} px)")
+
+    @app.command()
+    def convert(
+        src: Annotated[Path, typer.Argument(help="Input cloud.", show_default=False)],
+        dst: Annotated[Path, typer.Argument(help="Output cloud; the format follows the extension.", show_default=False)],
+        frame: Annotated[str | None, typer.Option("--frame", help=f"Convert the points to this frame: {', '.join(FRAMES)}.")] = None,
+        ascii_: AsciiOpt = False,
+        overwrite: OverwriteOpt = False,
+    ) -> None:
+        """Convert a point cloud between PLY, PCD, XYZ/CSV and NPZ."""
+        from depthcloud.io import read_cloud, write_cloud
+
+        check_input(src)
+        if frame is not None:
+            _check_frame(frame)
+        if src.resolve() == dst.resolve():
+            raise InputError("input and output are the same file", path=dst)
+        out = check_output(dst, overwrite=overwrite)
+        cloud = read_cloud(src)
+        if frame is not None:
+            if cloud.frame not in FRAMES:
+                raise InputError(f"the cloud's frame {cloud.frame!r} is not a named frame; cannot convert to {frame!r}", path=src)
+            cloud = cloud.to_frame(frame)
+        write_cloud(out, cloud, overwrite=True, ascii=ascii_)
+        console.print(f"{out}: {len(cloud)} points")
+
+    @app.command()
+    def info(
+        path: Annotated[Path, typer.Argument(help="A cloud, an image (depth, disparity, colour) or a calibration file.", show_default=False)],
+    ) -> None:
+        """Describe a point cloud, an image or a calibration file."""
+        check_input(path)
+        for line in describe(path):
+            console.print(line)
+
+    @app.command()
+    def demo(
+        output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the demo's files.")] = Path("demo-out"),
+        width: Annotated[int, typer.Option(help="Image width in pixels.")] = 848,
+        height: Annotated[int, typer.Option(help="Image height in pixels.")] = 480,
+        overwrite: OverwriteOpt = False,
+    ) -> None:
+        """Render a synthetic scene with known geometry, make its coloured cloud, write a PLY and a PNG preview."""
+        from depthcloud.cli.demo import run_demo
+
+        run_demo(output, width=width, height=height, overwrite=overwrite)
+
+
+def describe(path: Path) -> list[str]:
+    """Lines describing ``path``: a cloud, an image or a calibration file (chosen by extension, then content)."""
+    ext = path.suffix.lower()
+    if ext in CLOUD_EXTS and ext != ".txt":
+        return _describe_cloud(path)
+    if ext in IMAGE_EXTS:
+        return _describe_image(path)
+    from depthcloud.io.calibfiles import load_calibration
+
+    try:
+        return _describe_calib(load_calibration(path), path)
+    except FormatError:
+        if ext == ".txt":
+            return _describe_cloud(path)
+        raise
+
+
+def _describe_cloud(path: Path) -> list[str]:
+    from depthcloud.io import read_cloud
+
+    c = read_cloud(path)
+    lines = [f"{path}: point cloud, {len(c)} points, frame {c.frame}"]
+    attrs = [n for n in ("colors", "normals") if getattr(c, n) is not None]
+    lines.append(f"  attributes: xyz{''.join(', ' + a for a in attrs)}")
+    if len(c):
+        lo, hi = c.bounds()
+        lines.append(f"  bounds (m): x {lo[0]:.4g}..{hi[0]:.4g}, y {lo[1]:.4g}..{hi[1]:.4g}, z {lo[2]:.4g}..{hi[2]:.4g}")
+        lines.append(f"  centroid (m): {np.array2string(c.points.mean(axis=0), precision=4)}")
+    return lines
+
+
+def _describe_image(path: Path) -> list[str]:
+    ext = path.suffix.lower()
+    arr: np.ndarray
+    if ext == ".pfm":
+        from depthcloud.io.pfm import read_pfm
+
+        arr = read_pfm(path)
+    elif ext == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise FormatError(f"not a readable .npy array ({exc})", path=path) from exc
+    else:
+        import cv2
+
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise FormatError("not a readable image", path=path)
+        arr = img
+    h, w = arr.shape[:2]
+    ch = 1 if arr.ndim == 2 else arr.shape[2]
+    lines = [f"{path}: image {w}x{h}, {ch} channel(s), {arr.dtype}"]
+    if arr.size and arr.dtype.kind in "fui":
+        a = arr.astype(np.float64)
+        finite = np.isfinite(a)
+        valid = finite & (a > 0)
+        lines.append(f"  valid (finite, > 0): {100.0 * valid.mean():.1f} %")
+        if valid.any():
+            lines.append(f"  range of valid values: {a[valid].min():.6g}..{a[valid].max():.6g}")
+        if arr.dtype == np.uint16:
+            lines.append("  16-bit: a depth image? `depthcloud depth` takes --depth-scale (metres per unit, default 0.001)")
+    return lines
+
+
+def _describe_intrinsics(intr: Intrinsics, label: str) -> list[str]:
+    dist = f"{intr.model} ({len(intr.dist)} coefficients)" if intr.dist else "none"
+    return [
+        f"  {label}: {intr.width}x{intr.height}, fx {intr.fx:.6g}, fy {intr.fy:.6g}, cx {intr.cx:.6g}, cy {intr.cy:.6g}",
+        f"    distortion: {dist}; field of view {intr.hfov_deg:.1f}° x {intr.vfov_deg:.1f}°",
+    ]
+
+
+def _describe_calib(cal: Any, path: Path) -> list[str]:
+    if isinstance(cal, StereoRig):
+        lines = [f"{path}: stereo rig ({'rectified' if cal.rectified else 'unrectified'})"]
+        lines += _describe_intrinsics(cal.left, "left")
+        lines += _describe_intrinsics(cal.right, "right")
+        lines.append(f"  baseline: {cal.baseline_m:.6g} m; T (m): {np.array2string(np.asarray(cal.T), precision=6)}")
+        if cal.rectified:
+            lines.append(f"  doffs: {cal.doffs_px:.6g} px; depth = {cal.focal_px * cal.baseline_m:.6g} / (d + {cal.doffs_px:.6g}) m")
+        return lines
+    return [f"{path}: camera", *_describe_intrinsics(cal, "intrinsics")]
