@@ -235,10 +235,10 @@ def side_by_side(
 VIEWS: dict[str, np.ndarray] = {
     # from the camera's side, looking forward (+z)
     "front": np.eye(3),
-    # from the scene's left (−x), looking towards +x; the scene's forward (+z) appears on the right
-    "left": np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]),
-    # from the scene's right (+x), looking towards −x; forward appears on the left
-    "right": np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]),
+    # from the scene's left (−x), looking towards +x; the scene's forward (+z) appears on the left
+    "left": np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]),
+    # from the scene's right (+x), looking towards −x; forward appears on the right
+    "right": np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]),
     # from above (−y is up in the optical frame), looking down; forward (+z) at the top of the image
     "top": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]),
 }
