@@ -1,0 +1,82 @@
+"""What every format module shares: reading a whole input, writing atomically, text numbers.
+
+Writers build the whole file in memory and hand it here; it lands in a temporary file in the
+destination folder and is renamed into place, so an error never leaves half a file behind.
+This module must not know any format.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+
+from depthcloud.errors import InputError, OutputExistsError
+
+__all__ = ["format_table", "read_input", "write_atomic"]
+
+PathArg = str | PathLike[str]
+
+
+def read_input(path: PathArg) -> bytes:
+    """The bytes of an existing file; a missing path or a folder is an :class:`InputError`."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("no such file", path=p)
+    if p.is_dir():
+        raise InputError("is a folder, expected a file", path=p)
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=p) from exc
+
+
+def write_atomic(path: PathArg, data: bytes | bytearray | memoryview, *, overwrite: bool) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    Refuses an existing ``path`` unless ``overwrite`` (:class:`OutputExistsError`); creates the parent
+    folder. Returns the path written.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise InputError("is a folder, expected a file path", path=p)
+    if p.exists() and not overwrite:
+        raise OutputExistsError("exists; pass overwrite=True (--overwrite) to replace it", path=p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror or exc}", path=p) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, p)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write: {exc.strerror or exc}", path=p) from exc
+        raise
+    return p
+
+
+def _column_text(values: np.ndarray) -> list[str]:
+    """Each value of a 1-D column as text: shortest round-trip repr for floats, plain for integers."""
+    if values.dtype.kind == "f":
+        # str() of a numpy float32/float64 scalar is the shortest text that reads back to the same value.
+        return [str(x) for x in values]
+    return [str(x) for x in values.tolist()]
+
+
+def format_table(columns: Sequence[np.ndarray], *, sep: str = " ") -> str:
+    """Rows of text, one per element, from equal-length 1-D columns; each line ends with ``\\n``.
+
+    Floats keep their dtype's shortest exact text (a float32 column reads back bit for bit).
+    """
+    if not columns or len(columns[0]) == 0:
+        return ""
+    texts = [_column_text(np.asarray(c)) for c in columns]
+    return "".join(sep.join(row) + "\n" for row in zip(*texts, strict=True))
