@@ -1,1 +1,104 @@
-"""depthcloud.sources"""
+"""Frame sources: live devices, recordings and the synthetic scene behind one spec string.
+
+``open_source("synthetic:640x480@30")`` returns a :class:`~depthcloud.sources.base.FrameSource`.
+Spec syntax: ``SCHEME[:ARG]``; the built-in schemes are imported only when used, so a missing
+optional dependency (pyrealsense2, farm-ng) matters only to the source that needs it::
+
+    synthetic[:WxH[@FPS]]        the moving synthetic scene (default 640x480@30)
+    replay:PATH                  a depthcloud recording (``depthcloud record``)
+    bag:FILE                     a RealSense .bag recording, no device needed
+    realsense[:k=v,...]          a live RealSense (serial, width, height, fps, preset)
+    amiga:CONFIG                 a farm-ng Amiga OAK camera service
+
+Other packages add schemes with :func:`register_source`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from depthcloud.errors import ConfigError, InputError
+from depthcloud.sources.base import (
+    FrameSource,
+    RateLimiter,
+    ReconnectPolicy,
+    SourceEnded,
+    SourceStats,
+    ThreadedSource,
+)
+
+__all__ = [
+    "FrameSource",
+    "RateLimiter",
+    "ReconnectPolicy",
+    "SourceEnded",
+    "SourceStats",
+    "ThreadedSource",
+    "known_schemes",
+    "open_source",
+    "register_source",
+]
+
+SourceFactory = Callable[..., FrameSource]
+
+# scheme -> (factory or "module:function" imported on first use, syntax shown in errors)
+_REGISTRY: dict[str, tuple[SourceFactory | str, str]] = {
+    "synthetic": ("depthcloud.sources.synthetic:open_synthetic", "synthetic[:WxH[@FPS]]"),
+    "replay": ("depthcloud.sources.replay:open_replay", "replay:PATH"),
+    "bag": ("depthcloud.sources.realsense:open_bag", "bag:FILE.bag"),
+    "realsense": (
+        "depthcloud.sources.realsense:open_realsense",
+        "realsense[:serial=…,width=…,height=…,fps=…,preset=NAME|FILE.json]",
+    ),
+    "amiga": ("depthcloud.amiga.source:open_amiga_source", "amiga:CONFIG"),
+}
+
+
+def register_source(scheme: str, factory: SourceFactory | str, *, syntax: str | None = None) -> None:
+    """Make ``open_source("SCHEME:ARG", **options)`` call ``factory(ARG, **options)``.
+
+    factory: a callable or a ``"module:function"`` string imported on first use. Registering a scheme
+    again replaces it.
+    """
+    if not isinstance(scheme, str) or not scheme.isidentifier():
+        raise InputError(f"scheme: expected a name like 'mysource', got {scheme!r}")
+    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+        raise InputError(f"factory: expected a callable or 'module:function', got {factory!r}")
+    _REGISTRY[scheme] = (factory, syntax or f"{scheme}:ARG")
+
+
+def known_schemes() -> dict[str, str]:
+    """Scheme → spec syntax, for help texts."""
+    return {k: syn for k, (_, syn) in sorted(_REGISTRY.items())}
+
+
+def _spec_help() -> str:
+    return "known sources: " + ", ".join(syn for syn in known_schemes().values())
+
+
+def open_source(spec: str, **options: Any) -> FrameSource:
+    """The FrameSource a spec string names (see the module docstring); not started yet.
+
+    options: passed to the scheme's factory (e.g. ``realtime=False``, ``loop=True``).
+    Raises ConfigError for an unknown scheme or a malformed argument.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"source spec: expected 'SCHEME[:ARG]', got {spec!r}; {_spec_help()}")
+    scheme, _, arg = spec.strip().partition(":")
+    entry = _REGISTRY.get(scheme)
+    if entry is None:
+        raise ConfigError(f"source spec {spec!r}: unknown scheme {scheme!r}; {_spec_help()}")
+    factory, _syntax = entry
+    if isinstance(factory, str):
+        module_name, _, func = factory.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module_name.startswith(exc.name):
+                raise ConfigError(f"source spec {spec!r}: the {scheme!r} source is not available ({exc})") from exc
+            raise
+        factory = getattr(module, func)
+        _REGISTRY[scheme] = (factory, _syntax)
+    return factory(arg, **options)
