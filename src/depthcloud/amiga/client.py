@@ -1,0 +1,474 @@
+"""A client of the Amiga's OAK camera service: calibration, disparity frames, point clouds.
+
+The service is farm-ng-core's gRPC ``EventService``. The client reads an ``EventServiceConfig`` JSON
+(``service_config.json``), asks ``/calibration`` for an ``OakCalibration``, subscribes to
+``/disparity`` with ``every_n``, and turns each disparity image into metric depth and points:
+
+* disparity: 8-bit whole pixels, as the service sends it (JPEG, PNG or raw; see
+  :func:`~depthcloud.amiga.messages.decode_disparity`);
+* depth: Z = f·B/d with B the stereo baseline from the calibration extrinsics (centimetres → metres),
+  and f the focal length of the camera the disparity is aligned to (socket 2, the right mono camera,
+  by default), cameras picked by socket number and intrinsics scaled to the disparity resolution.
+
+Layouts: a service named without a slash (``oak0``) publishes ``/disparity``; AmigaOS 2.3 names
+(``oak/1``) publish ``oak/1/disparity``. A subscription in the config whose path ends in
+``disparity`` overrides both.
+
+Unlike farm-ng's own client, which retries forever, every wait here has a timeout and ends in
+:class:`~depthcloud.errors.SourceTimeout`. This module must not import the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depthcloud import _validate as v
+from depthcloud.camera import Intrinsics
+from depthcloud.cloud import PointCloud
+from depthcloud.errors import (
+    CalibrationError,
+    ConfigError,
+    FormatError,
+    InputError,
+    MissingDependencyError,
+    ProtocolError,
+    SourceError,
+    SourceTimeout,
+)
+from depthcloud.frame import Frame
+from depthcloud.geometry import Unprojector
+
+from .messages import OakMessages, decode_disparity, oak_messages
+
+__all__ = [
+    "DisparityModel",
+    "OakClient",
+    "OakDisparity",
+    "ServiceConfig",
+    "Subscription",
+    "disparity_model",
+    "parse_service_config",
+    "read_service_config",
+    "stream_path",
+]
+
+DEFAULT_MIN_DEPTH_M = 0.2
+DEFAULT_MAX_DEPTH_M = 7.5
+
+
+def stream_path(service_name: str, stream: str) -> str:
+    """The path a service publishes ``stream`` on: ``/disparity`` for ``oak0``, ``oak/1/disparity``
+    for AmigaOS 2.3 names (which contain a slash)."""
+    return f"{service_name}/{stream}" if "/" in service_name else f"/{stream}"
+
+
+# -- service_config.json ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One entry of a config's ``subscriptions``: a URI path and query, and ``every_n``."""
+
+    path: str
+    query: str = ""
+    every_n: int = 1
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """farm-ng's ``EventServiceConfig`` for one service: where it listens and what to subscribe to."""
+
+    name: str
+    host: str
+    port: int
+    subscriptions: tuple[Subscription, ...] = ()
+    log_level: str = "INFO"
+    source: str | None = None
+
+    def stream_path(self, stream: str) -> str:
+        """The path of ``stream`` on this service; a matching subscription path wins."""
+        for sub in self.subscriptions:
+            if sub.path.rstrip("/").endswith(stream):
+                return sub.path
+        return stream_path(self.name, stream)
+
+    def every_n(self, stream: str, default: int = 1) -> int:
+        for sub in self.subscriptions:
+            if sub.path.rstrip("/").endswith(stream):
+                return sub.every_n
+        return default
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def to_proto(self) -> Any:
+        """The ``farm_ng.core.proto.EventServiceConfig`` message."""
+        from farm_ng.core.event_service_pb2 import EventServiceConfig, SubscribeRequest
+        from farm_ng.core.uri_pb2 import Uri
+
+        return EventServiceConfig(
+            name=self.name, host=self.host, port=self.port, log_level=self.log_level,
+            subscriptions=[SubscribeRequest(uri=Uri(path=s.path, query=s.query), every_n=s.every_n)
+                           for s in self.subscriptions],
+        )
+
+
+_LOG_LEVELS = ("NOTSET", "CRITICAL", "FATAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG")
+_LOG_NUMBERS = {0: "NOTSET", 50: "CRITICAL", 40: "ERROR", 30: "WARNING", 20: "INFO", 10: "DEBUG"}
+
+
+def _one_config(data: Any, where: str, path: str | None) -> ServiceConfig:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"expected an object, got {type(data).__name__}", path=path, key=where or None)
+    pre = f"{where}." if where else ""
+    known = {"name", "host", "port", "subscriptions", "log_level", "logLevel", "uris", "args"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(map(str, unknown))}", path=path, key=where or None)
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"expected a service name such as 'oak0' or 'oak/1', got {name!r}", path=path,
+                          key=f"{pre}name")
+    host = data.get("host", "")
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f"expected a host such as 'localhost', got {host!r}", path=path, key=f"{pre}host")
+    port = data.get("port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(f"expected a port number 1..65535, got {port!r}", path=path, key=f"{pre}port")
+    level = data.get("log_level", data.get("logLevel", "INFO"))
+    if isinstance(level, int) and not isinstance(level, bool) and level in _LOG_NUMBERS:
+        level = _LOG_NUMBERS[level]
+    if level not in _LOG_LEVELS:
+        raise ConfigError(f"expected one of {', '.join(_LOG_LEVELS)}, got {level!r}", path=path,
+                          key=f"{pre}log_level")
+    subs = []
+    raw_subs = data.get("subscriptions", [])
+    if not isinstance(raw_subs, list):
+        raise ConfigError(f"expected a list, got {type(raw_subs).__name__}", path=path, key=f"{pre}subscriptions")
+    for i, sub in enumerate(raw_subs):
+        key = f"{pre}subscriptions[{i}]"
+        uri = sub.get("uri") if isinstance(sub, Mapping) else None
+        if not isinstance(uri, Mapping) or not isinstance(uri.get("path"), str):
+            raise ConfigError("expected {\"uri\": {\"path\": ..., \"query\": ...}, \"every_n\": n}", path=path,
+                              key=key)
+        every_n = sub.get("every_n", sub.get("everyN", 1))
+        if isinstance(every_n, bool) or not isinstance(every_n, int) or every_n < 0:
+            raise ConfigError(f"expected an integer >= 0, got {every_n!r}", path=path, key=f"{key}.every_n")
+        subs.append(Subscription(uri["path"], str(uri.get("query", "")), max(every_n, 1)))
+    return ServiceConfig(name, host, port, tuple(subs), str(level), path)
+
+
+def parse_service_config(data: Any, *, name: str | None = None, path: str | None = None) -> ServiceConfig:
+    """A :class:`ServiceConfig` from the parsed JSON of ``service_config.json``.
+
+    data: one ``EventServiceConfig`` object, or ``{"configs": [...]}`` (farm-ng's multi-service
+    form), from which ``name`` picks one (the only one when ``name`` is None).
+    Raises ConfigError naming the key and the value.
+    """
+    if isinstance(data, Mapping) and "configs" in data:
+        configs = data["configs"]
+        if not isinstance(configs, list) or not configs:
+            raise ConfigError("expected a non-empty list of service configs", path=path, key="configs")
+        parsed = [_one_config(c, f"configs[{i}]", path) for i, c in enumerate(configs)]
+        if name is None:
+            if len(parsed) > 1:
+                names = ", ".join(c.name for c in parsed)
+                raise ConfigError(f"holds several services ({names}); say which one", path=path, key="configs")
+            return parsed[0]
+        for cfg in parsed:
+            if cfg.name == name:
+                return cfg
+        raise ConfigError(f"no service named {name!r} (have {', '.join(c.name for c in parsed)})", path=path,
+                          key="configs")
+    cfg = _one_config(data, "", path)
+    if name is not None and cfg.name != name:
+        raise ConfigError(f"the service is {cfg.name!r}, not {name!r}", path=path, key="name")
+    return cfg
+
+
+def read_service_config(path: str | PathLike[str], *, name: str | None = None) -> ServiceConfig:
+    """Read ``service_config.json`` (see :func:`parse_service_config`)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError("no such file", path=p)
+    if p.is_dir():
+        raise ConfigError("is a folder, expected a service_config.json", path=p)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason})", path=p) from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON: {exc.msg} (column {exc.colno})", path=p, line=exc.lineno) from exc
+    return parse_service_config(data, name=name, path=str(p))
+
+
+# -- disparity → depth → points ---------------------------------------------------------------------
+
+
+class DisparityModel:
+    """What turns one camera's 8-bit disparity into depth and points.
+
+    intrinsics: the pinhole (undistorted: disparity is computed on rectified images) of the camera the
+    disparity is aligned to, at the disparity resolution. baseline_m: the stereo baseline.
+    Depth is a 256-entry table, Z[d] = fx·B/d (d = 0 invalid), so a frame costs one lookup per pixel.
+    """
+
+    def __init__(self, intrinsics: Intrinsics, baseline_m: float) -> None:
+        if not isinstance(intrinsics, Intrinsics):
+            raise InputError(f"intrinsics: expected Intrinsics, got {type(intrinsics).__name__}")
+        self.intrinsics = intrinsics.undistorted()
+        self.baseline_m = v.number("baseline_m", baseline_m, positive=True)
+        d = np.arange(256, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            lut = np.where(d > 0, self.intrinsics.fx * self.baseline_m / d, 0.0)
+        self.depth_table = lut.astype(np.float32)
+        self._unproject = Unprojector(self.intrinsics)
+
+    @property
+    def focal_px(self) -> float:
+        return self.intrinsics.fx
+
+    def depth_error_m(self, depth_m: float, disparity_error_px: float = 0.5) -> float:
+        """How far Z = fB/d moves at ``depth_m`` when d is off by ``disparity_error_px``: Z²·Δd/(fB)."""
+        return depth_m * depth_m * disparity_error_px / (self.focal_px * self.baseline_m)
+
+    def _check(self, disparity: Any) -> np.ndarray:
+        d = v.image("disparity", disparity, kinds="u")
+        if d.dtype != np.uint8:
+            raise InputError(f"disparity: expected uint8 whole-pixel disparity, got {d.dtype}")
+        if d.shape != self.intrinsics.shape:
+            raise InputError(
+                f"disparity: its size {d.shape[1]}x{d.shape[0]} does not match the camera "
+                f"{self.intrinsics.width}x{self.intrinsics.height}"
+            )
+        return d
+
+    def depth(self, disparity: np.ndarray) -> np.ndarray:
+        """(H, W) uint8 disparity (pixels, 0 invalid) → (H, W) float32 metres (0 invalid)."""
+        return self.depth_table[self._check(disparity)]
+
+    def cloud(
+        self,
+        disparity: np.ndarray,
+        *,
+        min_depth_m: float = DEFAULT_MIN_DEPTH_M,
+        max_depth_m: float = DEFAULT_MAX_DEPTH_M,
+        stamp: float | None = None,
+    ) -> PointCloud:
+        """(H, W) uint8 disparity → points (N, 3) float32 metres in the camera's optical frame,
+        those with min_depth_m ≤ Z ≤ max_depth_m, in row-major pixel order."""
+        return self._unproject(self.depth(disparity), min_depth_m=min_depth_m, max_depth_m=max_depth_m,
+                               stamp=stamp)
+
+
+def _calibration_mapping(calibration: Any) -> Mapping[str, Any]:
+    if isinstance(calibration, Mapping):
+        return calibration
+    if hasattr(calibration, "DESCRIPTOR") and calibration.DESCRIPTOR.name == "OakCalibration":
+        from google.protobuf.json_format import MessageToDict
+
+        return MessageToDict(calibration)
+    raise InputError(f"calibration: expected an OakCalibration message or a mapping, got {type(calibration).__name__}")
+
+
+def disparity_model(
+    calibration: Any,
+    width: int,
+    height: int,
+    *,
+    align_socket: int = 2,
+    left_socket: int = 1,
+    right_socket: int = 2,
+) -> DisparityModel:
+    """The :class:`DisparityModel` of a disparity image ``width`` × ``height`` from an OAK calibration.
+
+    calibration: an ``OakCalibration`` message, its protobuf-JSON dict, or a depthai calibration dict.
+    align_socket: the camera the disparity is aligned to (2 = right mono, the OAK default); its
+    intrinsics are scaled to width × height. The baseline is |translation| between ``left_socket`` and
+    ``right_socket`` from the extrinsics (centimetres in the calibration, metres here).
+    Raises CalibrationError when a needed camera is not in the calibration.
+    """
+    from depthcloud.io.calibfiles import parse_depthai
+
+    w = v.integer("width", width, low=1)
+    h = v.integer("height", height, low=1)
+    mapping = _calibration_mapping(calibration)
+    try:
+        calib = parse_depthai(mapping)
+        intr = calib.intrinsics(align_socket, width=w, height=h)
+        baseline = calib.baseline_m(left_socket, right_socket)
+    except (FormatError, InputError, KeyError) as exc:
+        raise CalibrationError(f"OAK calibration: {exc}") from exc
+    if not (math.isfinite(baseline) and baseline > 0):
+        raise CalibrationError(f"OAK calibration: sockets {left_socket}→{right_socket} give baseline {baseline} m")
+    return DisparityModel(intr, baseline)
+
+
+# -- the client -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OakDisparity:
+    """One decoded disparity message: (H, W) uint8 disparity, the frame's sequence number and stamp
+    (``OakImageMeta.timestamp``, host-synchronised seconds), the event sequence and the raw payload."""
+
+    disparity: np.ndarray
+    sequence_num: int
+    stamp: float
+    event_sequence: int
+    payload: bytes = field(repr=False)
+
+
+@dataclass
+class ClientStats:
+    """Counts of what a client has seen: frames decoded, corrupt frames skipped and why (the last few)."""
+
+    received: int = 0
+    decoded: int = 0
+    corrupt: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        text = f"{self.decoded} frames decoded, {self.corrupt} corrupt skipped"
+        if self.problems:
+            text += " (" + "; ".join(self.problems[-3:]) + ")"
+        return text
+
+
+class OakClient:
+    """An asyncio client of one OAK camera service, on farm-ng-core's ``EventClient``.
+
+    config: the service (see :func:`read_service_config`). timeout_s: how long to wait for the
+    service to answer and for each frame. messages: the OAK message classes (default: installed
+    farm-ng-amiga, else the project's own schema). Use ``async with`` or call :meth:`close`.
+    """
+
+    def __init__(self, config: ServiceConfig, *, timeout_s: float = 5.0, messages: OakMessages | None = None) -> None:
+        if not isinstance(config, ServiceConfig):
+            raise InputError(f"config: expected ServiceConfig, got {type(config).__name__}")
+        try:
+            from farm_ng.core.event_client import EventClient
+        except ImportError as exc:
+            raise MissingDependencyError.for_extra("farm-ng-core", "amiga") from exc
+        self.config = config
+        self.timeout_s = v.number("timeout_s", timeout_s, positive=True)
+        self.messages = messages or oak_messages()
+        self.stats = ClientStats()
+        self._client = EventClient(config.to_proto())
+        self._client.logger.setLevel("ERROR")
+
+    async def __aenter__(self) -> OakClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        channel = self._client.channel
+        if channel is not None:
+            self._client.channel = None
+            self._client.stub = None
+            await channel.close()
+
+    def _timeout(self, what: str) -> SourceTimeout:
+        return SourceTimeout(
+            f"no answer from the OAK service {self.config.name!r} at {self.config.address} within "
+            f"{self.timeout_s:g} s ({what}); is the service running?",
+            path=self.config.source,
+        )
+
+    async def calibration(self) -> Any:
+        """Ask the service's ``/calibration`` and return its ``OakCalibration`` message."""
+        from google.protobuf.empty_pb2 import Empty
+
+        path = self.config.stream_path("calibration")
+        try:
+            reply = await asyncio.wait_for(self._client.request_reply(path, Empty()), self.timeout_s)
+        except TimeoutError as exc:
+            raise self._timeout(f"request {path}") from exc
+        except Exception as exc:
+            import grpc
+
+            if isinstance(exc, grpc.RpcError):
+                raise SourceError(f"the OAK service at {self.config.address} refused {path}: {exc}") from exc
+            raise
+        kind = dict(p.partition("=")[::2] for p in reply.event.uri.query.split("&")).get("type", "")
+        if not kind.endswith("OakCalibration"):
+            raise ProtocolError(f"{path}: expected an OakCalibration reply, got {kind or 'nothing'}")
+        msg = self.messages.OakCalibration()
+        try:
+            msg.ParseFromString(reply.payload)
+        except Exception as exc:
+            raise ProtocolError(f"{path}: the OakCalibration reply does not parse: {exc}") from exc
+        return msg
+
+    async def events(self, path: str, *, every_n: int = 1) -> AsyncIterator[tuple[Any, bytes]]:
+        """Raw ``(Event, payload bytes)`` pairs published on ``path``, every ``every_n``-th one.
+
+        Waiting longer than ``timeout_s`` for the next one raises SourceTimeout.
+        """
+        from farm_ng.core.event_service_pb2 import SubscribeRequest
+        from farm_ng.core.uri_pb2 import Uri
+
+        n = v.integer("every_n", every_n, low=1)
+        request = SubscribeRequest(uri=Uri(path=path, query=f"service_name={self.config.name}"), every_n=n)
+        stream = self._client.subscribe(request, decode=False)
+        try:
+            while True:
+                try:
+                    event, payload = await asyncio.wait_for(anext(stream), self.timeout_s)
+                except TimeoutError as exc:
+                    raise self._timeout(f"waiting for {path}") from exc
+                self.stats.received += 1
+                yield event, bytes(payload)
+        finally:
+            await stream.aclose()
+
+    def decode(self, event: Any, payload: bytes) -> OakDisparity | None:
+        """Decode one disparity message; a corrupt one is counted in ``stats`` and gives None."""
+        try:
+            frame = self.messages.OakFrame.FromString(payload)
+            res = frame.meta.resolution
+            disparity = decode_disparity(frame.image_data, width=res.width, height=res.height)
+        except Exception as exc:  # protobuf's DecodeError, FormatError: a bad frame must not end the stream
+            self.stats.corrupt += 1
+            self.stats.problems.append(f"event {event.sequence}: {exc}")
+            del self.stats.problems[:-10]
+            return None
+        self.stats.decoded += 1
+        return OakDisparity(disparity, int(frame.meta.sequence_num), float(frame.meta.timestamp),
+                            int(event.sequence), payload)
+
+    async def disparity(self, *, every_n: int | None = None) -> AsyncIterator[OakDisparity]:
+        """Decoded disparity frames; ``every_n`` defaults to the config's subscription (else 1)."""
+        path = self.config.stream_path("disparity")
+        n = self.config.every_n("disparity") if every_n is None else every_n
+        async for event, payload in self.events(path, every_n=n):
+            item = self.decode(event, payload)
+            if item is not None:
+                yield item
+
+    async def frames(
+        self, *, every_n: int | None = None, align_socket: int = 2, frame_id: str | None = None
+    ) -> AsyncIterator[Frame]:
+        """Depth :class:`~depthcloud.frame.Frame` s (float32 metres) from the disparity stream."""
+        calib = await self.calibration()
+        models: dict[tuple[int, int], DisparityModel] = {}
+        async for item in self.disparity(every_n=every_n):
+            h, w = item.disparity.shape
+            model = models.get((w, h))
+            if model is None:
+                model = models[(w, h)] = disparity_model(calib, w, h, align_socket=align_socket)
+            yield Frame(model.depth(item.disparity), model.intrinsics, seq=item.sequence_num, stamp=item.stamp,
+                        frame_id=frame_id or self.config.name)
+
