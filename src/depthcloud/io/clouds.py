@@ -1,0 +1,58 @@
+"""Read and write point clouds by file extension: .ply .pcd .xyz .csv .txt .npz.
+
+This module only dispatches; each format lives in its own module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from depthcloud.cloud import PointCloud
+from depthcloud.errors import FormatError, InputError
+from depthcloud.io._files import PathArg
+from depthcloud.io.npz import read_npz, write_npz
+from depthcloud.io.pcd import read_pcd, write_pcd
+from depthcloud.io.ply import read_ply, write_ply
+from depthcloud.io.xyz import read_xyz, write_xyz
+
+__all__ = ["CLOUD_EXTENSIONS", "read_cloud", "write_cloud"]
+
+CLOUD_EXTENSIONS = (".ply", ".pcd", ".xyz", ".csv", ".txt", ".npz")
+
+
+def _suffix(path: PathArg) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in CLOUD_EXTENSIONS:
+        raise FormatError(f"unknown point-cloud extension {suffix or '(none)'!r}; known: "
+                          f"{' '.join(CLOUD_EXTENSIONS)}", path=Path(path).name)
+    return suffix
+
+
+def read_cloud(path: PathArg) -> PointCloud:
+    """Read a point cloud, choosing the reader by extension (case-insensitive)."""
+    suffix = _suffix(path)
+    if suffix == ".ply":
+        return read_ply(path)
+    if suffix == ".pcd":
+        return read_pcd(path)
+    if suffix == ".npz":
+        return read_npz(path)
+    return read_xyz(path)
+
+
+def write_cloud(path: PathArg, cloud: PointCloud, *, overwrite: bool = False, ascii: bool = False) -> Path:
+    """Write ``cloud`` in the format its extension names; returns the path.
+
+    ``ascii`` picks the text variant of PLY and PCD (binary otherwise); .xyz/.csv/.txt are always text
+    and .npz always binary. Refuses an existing file unless ``overwrite`` (:class:`OutputExistsError`).
+    """
+    if not isinstance(cloud, PointCloud):
+        raise InputError(f"cloud: expected a PointCloud, got {type(cloud).__name__}")
+    suffix = _suffix(path)
+    if suffix == ".ply":
+        return write_ply(path, cloud, binary=not ascii, overwrite=overwrite)
+    if suffix == ".pcd":
+        return write_pcd(path, cloud, data="ascii" if ascii else "binary", overwrite=overwrite)
+    if suffix == ".npz":
+        return write_npz(path, cloud, overwrite=overwrite)
+    return write_xyz(path, cloud, overwrite=overwrite)
