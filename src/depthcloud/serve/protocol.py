@@ -1,0 +1,414 @@
+"""The wire formats of the point-cloud server: pure encode/decode, no sockets, no clocks.
+
+Two websocket protocols share one port (see ``docs/protocol.md`` for the full specification):
+
+* **Compatible mode** (path ``/``): the client sends a text message holding an integer 1–8 (the
+  decimation magnitude); the reply is the newest cloud as a JSON list of ``[x, y, z]`` metres, written
+  by a compiled kernel with a fixed number of decimals (:func:`encode_compat`). An error is a JSON
+  object ``{"error": "..."}``, which a client that expects a list cannot mistake for a cloud.
+* **Binary mode** (path ``/v1``): JSON text requests (:func:`parse_request`) and binary replies: a
+  small header then the arrays (:func:`encode_cloud` / :func:`decode_cloud`); errors and info are JSON
+  text messages (:func:`error_message`, :func:`decode_text_reply`).
+
+This module must not do I/O, hold state or import the server, the client or the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from depthcloud import _validate as v
+from depthcloud.cloud import PointCloud
+from depthcloud.errors import InputError, ProtocolError
+from depthcloud.geometry import HAVE_NUMBA
+
+__all__ = [
+    "COMPAT_DECIMALS",
+    "ENCODINGS",
+    "MAGIC",
+    "VERSION",
+    "CloudHeader",
+    "Request",
+    "compat_error_message",
+    "decode_cloud",
+    "decode_compat",
+    "decode_text_reply",
+    "encode_cloud",
+    "encode_compat",
+    "error_message",
+    "parse_compat_request",
+    "parse_request",
+    "subsample",
+]
+
+MAGIC = b"DCPC"
+VERSION = 1
+# magic (4 bytes), version (uint16 LE), header length in bytes (uint32 LE); then the JSON header.
+_PREFIX = struct.Struct("<4sHI")
+ENCODINGS = ("f32", "f16", "i16mm")
+COMPRESSIONS = ("none", "zstd")
+OPS = ("get", "subscribe", "unsubscribe", "info")
+# 7 decimals of a metre: a written value differs from the float32 it came from by at most 5e-8 m.
+COMPAT_DECIMALS = 7
+_I16_LIMIT_M = 32.767
+
+
+# -- compatible mode: JSON list of [x, y, z] -------------------------------------------------------
+
+def _write_json(points: np.ndarray, decimals: int, out: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Write ``[[x,y,z],...]`` into ``out`` (uint8, large enough) and return the byte count.
+
+    Each value is rounded half away from zero to ``decimals`` places and printed in fixed point
+    (never exponent form), so every JSON parser reads it the same way.
+    """
+    scale = 10.0 ** decimals
+    pw = np.int64(1)
+    for _ in range(decimals):
+        pw *= 10
+    digits = np.empty(24, dtype=np.uint8)
+    pos = 0
+    out[pos] = 91  # [
+    pos += 1
+    for i in range(points.shape[0]):
+        if i > 0:
+            out[pos] = 44  # ,
+            pos += 1
+        out[pos] = 91
+        pos += 1
+        for j in range(3):
+            if j > 0:
+                out[pos] = 44
+                pos += 1
+            x = np.float64(points[i, j])
+            q = np.int64(math.floor(abs(x) * scale + 0.5))
+            if x < 0.0 and q != 0:
+                out[pos] = 45  # -
+                pos += 1
+            ip = q // pw
+            fp = q - ip * pw
+            k = 0
+            while True:
+                digits[k] = 48 + ip % 10
+                ip //= 10
+                k += 1
+                if ip == 0:
+                    break
+            while k > 0:
+                k -= 1
+                out[pos] = digits[k]
+                pos += 1
+            out[pos] = 46  # .
+            pos += 1
+            for d in range(decimals - 1, -1, -1):
+                out[pos + d] = 48 + fp % 10
+                fp //= 10
+            pos += decimals
+        out[pos] = 93  # ]
+        pos += 1
+    out[pos] = 93
+    pos += 1
+    return pos
+
+
+_write_json_kernel: Callable[[np.ndarray, int, np.ndarray], int]
+if HAVE_NUMBA:
+    from numba import njit
+
+    _write_json_kernel = njit(cache=True, nogil=True)(_write_json)
+else:  # pragma: no cover - exercised only where numba cannot load
+    _write_json_kernel = _write_json
+
+
+def encode_compat(points: np.ndarray, *, decimals: int = COMPAT_DECIMALS) -> bytes:
+    """The compatible-mode reply: ``[[x,y,z],...]`` as UTF-8 JSON bytes, no spaces.
+
+    points: (N, 3) float32 (or any real dtype), metres, finite; N may be 0 (→ ``[]``).
+    decimals: fixed decimals per value, 1..9; with the default 7 every parsed value is within
+    5e-8 m of the float32 it was written from.
+    """
+    pts = v.points("points", points)
+    d = v.integer("decimals", decimals, low=1, high=9)
+    n = pts.shape[0]
+    if n == 0:
+        return b"[]"
+    biggest = float(np.abs(pts).max())
+    if biggest * 10.0**d >= 2.0**62:
+        raise InputError(f"points: values up to {biggest:g} m cannot be written with {d} decimals")
+    int_digits = len(str(int(biggest) + 1))
+    per_value = 1 + int_digits + 1 + d
+    out = np.empty(2 + n * (3 * per_value + 5), dtype=np.uint8)
+    used = _write_json_kernel(pts, d, out)
+    return out[:used].tobytes()
+
+
+def decode_compat(data: str | bytes) -> np.ndarray:
+    """Parse a compatible-mode reply into (N, 3) float64 metres; an error reply raises ProtocolError."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"compatible reply: not JSON ({exc})") from exc
+    if isinstance(doc, dict) and "error" in doc:
+        raise ProtocolError(f"server: {doc['error']}")
+    if not isinstance(doc, list):
+        raise ProtocolError(f"compatible reply: expected a JSON list of [x, y, z], got {type(doc).__name__}")
+    if not doc:
+        return np.empty((0, 3), dtype=np.float64)
+    try:
+        arr = np.asarray(doc, dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise ProtocolError(f"compatible reply: expected a JSON list of [x, y, z] numbers ({exc})") from exc
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise ProtocolError(f"compatible reply: expected a list of [x, y, z], got shape {arr.shape}")
+    return arr
+
+
+def parse_compat_request(message: str | bytes) -> int:
+    """The decimation magnitude 1..8 of a compatible-mode request (a text message like ``"2"``)."""
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        raise ProtocolError("expected a text message with a decimation magnitude 1..8, got a binary message")
+    text = message.strip()
+    if not text.isdigit() or not 1 <= int(text) <= 8:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise ProtocolError(f"expected a decimation magnitude 1..8 as text, got {shown!r}")
+    return int(text)
+
+
+# -- binary mode: requests -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Request:
+    """One binary-mode request. ``decimation`` None = the server's configured magnitude;
+    ``max_points`` None = all points; ``max_fps`` None = as fast as clouds arrive (subscribe only)."""
+
+    op: str
+    encoding: str = "f32"
+    colors: bool = False
+    compress: str = "none"
+    max_points: int | None = None
+    decimation: int | None = None
+    max_fps: float | None = None
+
+    def cache_key(self) -> tuple[Any, ...]:
+        """What the encoded reply depends on besides the cloud itself."""
+        return (self.encoding, self.colors, self.compress, self.max_points)
+
+
+_REQUEST_KEYS = {"op", "encoding", "colors", "compress", "max_points", "decimation", "max_fps"}
+
+
+def parse_request(message: str | bytes) -> Request:
+    """Parse and validate one binary-mode JSON request; ProtocolError says what is wrong."""
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        raise ProtocolError("expected a JSON text request, got a binary message")
+    try:
+        doc = json.loads(message)
+    except ValueError as exc:
+        raise ProtocolError(f"request is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ProtocolError(f"request: expected a JSON object, got {type(doc).__name__}")
+    unknown = sorted(set(doc) - _REQUEST_KEYS)
+    if unknown:
+        raise ProtocolError(f"request: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_REQUEST_KEYS))}")
+    op = doc.get("op")
+    if op not in OPS:
+        raise ProtocolError(f"request: unknown op {op!r}; expected one of {', '.join(OPS)}")
+
+    def choice(key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = doc.get(key, default)
+        if value not in allowed:
+            raise ProtocolError(f"request: {key} must be one of {', '.join(allowed)}, got {value!r}")
+        return str(value)
+
+    def optional_int(key: str, low: int, high: int) -> int | None:
+        value = doc.get(key)
+        if value is None:
+            return None
+        try:
+            return v.integer(key, value, low=low, high=high)
+        except InputError as exc:
+            raise ProtocolError(f"request: {exc}") from exc
+
+    colors = doc.get("colors", False)
+    if not isinstance(colors, bool):
+        raise ProtocolError(f"request: colors must be true or false, got {colors!r}")
+    max_fps = doc.get("max_fps")
+    if max_fps is not None:
+        if isinstance(max_fps, bool) or not isinstance(max_fps, (int, float)) or not 0 < max_fps <= 1000:
+            raise ProtocolError(f"request: max_fps must be a number in (0, 1000], got {max_fps!r}")
+        max_fps = float(max_fps)
+    return Request(
+        op=op,
+        encoding=choice("encoding", ENCODINGS, "f32"),
+        colors=colors,
+        compress=choice("compress", COMPRESSIONS, "none"),
+        max_points=optional_int("max_points", 1, 2**31 - 1),
+        decimation=optional_int("decimation", 1, 8),
+        max_fps=max_fps,
+    )
+
+
+def error_message(code: str, message: str) -> str:
+    """A JSON error reply (binary mode). ``code`` is a stable word a program can test."""
+    return json.dumps({"type": "error", "code": code, "error": message})
+
+
+def compat_error_message(message: str) -> str:
+    """A compatible-mode error reply: a JSON object where a list was expected."""
+    return json.dumps({"error": message})
+
+
+def decode_text_reply(text: str | bytes) -> dict[str, Any]:
+    """Parse a JSON text reply; a ``{"type": "error"}`` reply raises ProtocolError with its message."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError(f"reply is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or "type" not in doc:
+        raise ProtocolError("reply: expected a JSON object with a 'type'")
+    if doc["type"] == "error":
+        raise ProtocolError(f"server ({doc.get('code', 'error')}): {doc.get('error', '')}")
+    return doc
+
+
+# -- binary mode: clouds ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CloudHeader:
+    """The decoded header of a binary cloud message (see docs/protocol.md)."""
+
+    seq: int
+    stamp: float | None
+    frame: str
+    units: str
+    count: int
+    encoding: str
+    scale: float
+    fields: tuple[dict[str, Any], ...]
+    compress: str
+    body_bytes: int
+
+
+def subsample(count: int, max_points: int | None) -> np.ndarray | None:
+    """Indices of an even, deterministic subsample of ``count`` points (None = keep all)."""
+    if max_points is None or count <= max_points:
+        return None
+    return (np.arange(max_points, dtype=np.int64) * count) // max_points
+
+
+_DTYPES = {"f32": ("<f4", 1.0), "f16": ("<f2", 1.0), "i16mm": ("<i2", 0.001)}
+
+
+def encode_cloud(
+    cloud: PointCloud,
+    *,
+    seq: int,
+    encoding: str = "f32",
+    colors: bool = False,
+    compress: str = "none",
+    max_points: int | None = None,
+) -> bytes:
+    """One binary cloud message: prefix, JSON header, then ``xyz`` (N, 3) and, if asked and
+    present, ``rgb`` (N, 3) uint8, row-major, little-endian, no padding.
+
+    encoding: ``f32`` (float32 metres), ``f16`` (float16 metres: ~0.5 mm steps below 1 m, 4 mm at
+    4–8 m), ``i16mm`` (int16 millimetres, |coordinate| ≤ 32.767 m, else InputError).
+    compress: ``zstd`` compresses everything after the header as one zstd frame.
+    """
+    if encoding not in _DTYPES:
+        raise InputError(f"encoding: expected one of {', '.join(ENCODINGS)}, got {encoding!r}")
+    if compress not in COMPRESSIONS:
+        raise InputError(f"compress: expected one of {', '.join(COMPRESSIONS)}, got {compress!r}")
+    idx = subsample(len(cloud), max_points)
+    pts = cloud.points if idx is None else cloud.points[idx]
+    dtype, scale = _DTYPES[encoding]
+    if encoding == "i16mm":
+        if pts.size and float(np.abs(pts).max()) > _I16_LIMIT_M:
+            raise InputError(f"encoding i16mm holds coordinates up to {_I16_LIMIT_M} m; this cloud reaches "
+                             f"{float(np.abs(pts).max()):.3f} m (use f32 or f16)")
+        xyz = np.rint(pts * np.float32(1000.0)).astype(dtype)
+    else:
+        xyz = np.ascontiguousarray(pts, dtype=dtype)
+    n = xyz.shape[0]
+    fields: list[dict[str, Any]] = [{"name": "xyz", "dtype": dtype, "shape": [n, 3]}]
+    parts = [xyz.tobytes()]
+    if colors and cloud.colors is not None:
+        rgb = cloud.colors if idx is None else cloud.colors[idx]
+        fields.append({"name": "rgb", "dtype": "u1", "shape": [n, 3]})
+        parts.append(np.ascontiguousarray(rgb).tobytes())
+    body = b"".join(parts)
+    raw_bytes = len(body)
+    if compress == "zstd":
+        import zstandard
+
+        body = zstandard.ZstdCompressor(level=1).compress(body)
+    header = {
+        "seq": int(seq), "stamp": cloud.stamp, "frame": cloud.frame, "units": "m", "count": n,
+        "encoding": encoding, "scale": scale, "fields": fields, "compress": compress, "body_bytes": raw_bytes,
+    }
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return _PREFIX.pack(MAGIC, VERSION, len(head)) + head + body
+
+
+def decode_cloud(data: bytes) -> tuple[CloudHeader, PointCloud]:
+    """Parse a binary cloud message into its header and a PointCloud (points float32 metres)."""
+    buf = memoryview(data)
+    if len(buf) < _PREFIX.size:
+        raise ProtocolError(f"cloud message: {len(buf)} bytes is shorter than the {_PREFIX.size}-byte prefix")
+    magic, version, head_len = _PREFIX.unpack_from(buf)
+    if magic != MAGIC:
+        raise ProtocolError(f"cloud message: bad magic {bytes(magic)!r}, expected {MAGIC!r}")
+    if version != VERSION:
+        raise ProtocolError(f"cloud message: version {version} is not supported (this client speaks {VERSION})")
+    end = _PREFIX.size + head_len
+    if len(buf) < end:
+        raise ProtocolError(f"cloud message: header of {head_len} bytes is cut at {len(buf) - _PREFIX.size}")
+    try:
+        h = json.loads(bytes(buf[_PREFIX.size:end]))
+        header = CloudHeader(
+            seq=int(h["seq"]), stamp=h["stamp"], frame=str(h["frame"]), units=str(h["units"]),
+            count=int(h["count"]), encoding=str(h["encoding"]), scale=float(h["scale"]),
+            fields=tuple(h["fields"]), compress=str(h["compress"]), body_bytes=int(h["body_bytes"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolError(f"cloud message: bad header ({exc})") from exc
+    body: bytes | memoryview = buf[end:]
+    if header.compress == "zstd":
+        import zstandard
+
+        try:
+            body = zstandard.ZstdDecompressor().decompress(bytes(body), max_output_size=header.body_bytes)
+        except zstandard.ZstdError as exc:
+            raise ProtocolError(f"cloud message: zstd body does not decompress ({exc})") from exc
+    elif header.compress != "none":
+        raise ProtocolError(f"cloud message: unknown compression {header.compress!r}")
+    if len(body) != header.body_bytes:
+        raise ProtocolError(f"cloud message: body is {len(body)} bytes, header says {header.body_bytes}")
+    arrays: dict[str, np.ndarray] = {}
+    offset = 0
+    for field in header.fields:
+        try:
+            dt = np.dtype(field["dtype"])
+            shape = tuple(int(s) for s in field["shape"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(f"cloud message: bad field {field!r} ({exc})") from exc
+        size = dt.itemsize * math.prod(shape)
+        if offset + size > len(body):
+            raise ProtocolError(f"cloud message: field {field.get('name')!r} runs past the end of the body")
+        arrays[str(field.get("name"))] = np.frombuffer(body, dtype=dt, count=math.prod(shape),
+                                                       offset=offset).reshape(shape)
+        offset += size
+    if "xyz" not in arrays:
+        raise ProtocolError("cloud message: no xyz field")
+    pts = arrays["xyz"].astype(np.float32)
+    if header.scale != 1.0:
+        pts *= np.float32(header.scale)
+    rgb = arrays.get("rgb")
+    cloud = PointCloud(pts, None if rgb is None else rgb.copy(), frame=header.frame, stamp=header.stamp)
+    return header, cloud
