@@ -472,3 +472,65 @@ class OakClient:
             yield Frame(model.depth(item.disparity), model.intrinsics, seq=item.sequence_num, stamp=item.stamp,
                         frame_id=frame_id or self.config.name)
 
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    """What :func:`record` wrote: records per stream (the calibration counts as one), the file."""
+
+    path: Path
+    counts: dict[str, int]
+
+
+async def record(
+    client: OakClient,
+    path: str | PathLike[str],
+    *,
+    frames: int,
+    streams: tuple[str, ...] = ("disparity",),
+    every_n: int = 1,
+    overwrite: bool = False,
+) -> RecordSummary:
+    """Record a service into a farm-ng event log: its calibration first, then ``streams`` as they arrive.
+
+    frames: stop after this many messages of the first stream. Events and payloads are written as
+    received (payloads byte for byte), so the log replays what the service sent.
+    """
+    from farm_ng.core.event_pb2 import Event
+    from farm_ng.core.uri import make_proto_uri
+
+    from .eventlog import EventLogWriter
+
+    n_frames = v.integer("frames", frames, low=1)
+    if not streams:
+        raise InputError("streams: expected at least one stream, e.g. ('disparity',)")
+    calib = await client.calibration()
+    counts = dict.fromkeys(streams, 0)
+    first_done = asyncio.Event()
+
+    with EventLogWriter(path, overwrite=overwrite) as writer:
+        payload = calib.SerializeToString()
+        uri = make_proto_uri(client.config.stream_path("calibration"), calib, service_name=client.config.name)
+        writer.write(Event(uri=uri, payload_length=len(payload), sequence=0), payload)
+        counts["calibration"] = 1
+
+        async def pump(stream: str) -> None:
+            async for event, data in client.events(client.config.stream_path(stream), every_n=every_n):
+                writer.write(event, data)
+                counts[stream] += 1
+                if stream == streams[0] and counts[stream] >= n_frames:
+                    first_done.set()
+                    return
+
+        tasks = [asyncio.ensure_future(pump(s)) for s in streams]
+        waiter = asyncio.ensure_future(first_done.wait())
+        try:
+            done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not waiter and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in [*tasks, waiter]:
+                task.cancel()
+            await asyncio.gather(*tasks, waiter, return_exceptions=True)
+    return RecordSummary(Path(path), counts)

@@ -14,15 +14,18 @@ keeps them as unknown fields, so a frame passes through unchanged, byte for byte
 Disparity as the OAK service sends it: 8-bit integer disparity in pixels (no subpixel bits), usually
 JPEG-encoded, sometimes PNG or raw bytes. :func:`decode_disparity` accepts all three.
 
-This module must not open network connections or files.
+This module must not open network connections; it reads calibration files only.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,8 +37,9 @@ __all__ = [
     "OakMessages",
     "decode_disparity",
     "encode_disparity",
-    "oak_calibration_from_depthai",
+    "oak_calibration_from_json",
     "oak_messages",
+    "read_oak_calibration",
 ]
 
 _PACKAGE = "farm_ng.oak.proto"
@@ -214,20 +218,28 @@ def _extrinsics_to_proto(ext: Mapping[str, Any], key: str) -> dict[str, Any]:
     return out
 
 
-def oak_calibration_from_depthai(mapping: Mapping[str, Any], *, messages: OakMessages | None = None) -> Any:
-    """An ``OakCalibration`` message from a depthai calibration dump (the EEPROM JSON, as a dict).
+def oak_calibration_from_json(mapping: Mapping[str, Any], *, messages: OakMessages | None = None) -> Any:
+    """An ``OakCalibration`` message from a calibration JSON (parsed into a dict).
 
-    depthai's ``cameraData`` ``[socket, {...}]`` pairs become ``CameraData`` messages with
-    ``camera_number`` = socket; 3×3 matrices become flat row-major lists; translations stay in
-    centimetres, as the camera service sends them. Unknown keys are refused (they would be lost).
+    Two forms: a depthai calibration dump (the EEPROM JSON: ``cameraData`` holds ``[socket, {...}]``
+    pairs, which become ``CameraData`` messages with ``camera_number`` = socket, 3×3 matrices flattened
+    row-major), or the protobuf-JSON form of ``OakCalibration`` itself (``cameraData`` holds objects;
+    camelCase or snake_case keys). Translations stay in centimetres, as the camera service sends them.
+    Unknown keys are refused (they would be lost). Raises FormatError naming the key.
     """
     from google.protobuf import json_format
 
     msgs = messages or oak_messages()
     if not isinstance(mapping, Mapping):
         raise FormatError(f"expected a JSON object, got {type(mapping).__name__}")
-    if "cameraData" not in mapping:
-        raise FormatError("missing; not a depthai calibration", key="cameraData")
+    cams = mapping.get("cameraData", mapping.get("camera_data"))
+    if not isinstance(cams, list):
+        raise FormatError("missing or not a list; not an OAK calibration", key="cameraData")
+    if all(isinstance(c, Mapping) for c in cams):
+        try:
+            return json_format.ParseDict(mapping, msgs.OakCalibration())
+        except json_format.ParseError as exc:
+            raise FormatError(f"not an OakCalibration: {exc}") from exc
     doc: dict[str, Any] = {k: val for k, val in mapping.items() if k not in
                            ("cameraData", "stereoRectificationData", "imuExtrinsics")}
     cameras = []
@@ -318,3 +330,22 @@ def encode_disparity(disparity: np.ndarray, *, encoding: str = "jpeg", quality: 
     if not ok:
         raise FormatError(f"OpenCV could not encode the disparity as {encoding}")
     return buf.tobytes()
+
+
+def read_oak_calibration(path: str | PathLike[str], *, messages: OakMessages | None = None) -> Any:
+    """Read a calibration JSON file (depthai dump or OakCalibration JSON) into an ``OakCalibration``."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("no such file", path=p)
+    if p.is_dir():
+        raise InputError("is a folder, expected a calibration JSON", path=p)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not UTF-8 text ({exc.reason})", path=p) from exc
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"not valid JSON: {exc.msg} (column {exc.colno})", path=p, line=exc.lineno) from exc
+    try:
+        return oak_calibration_from_json(data, messages=messages)
+    except FormatError as exc:
+        raise FormatError(exc.message, path=p, key=exc.key) from exc
