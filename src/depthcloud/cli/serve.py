@@ -1,0 +1,80 @@
+"""Commands ``serve`` (the point-cloud server) and ``get`` (fetch one cloud into a file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        source: Annotated[str | None, typer.Option(help="Source spec, e.g. synthetic:848x480@30, bag:FILE, realsense.")] = None,
+        host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+        port: Annotated[int | None, typer.Option(help="TCP port; 0 picks a free one (default 8787).")] = None,
+        decimation: Annotated[int | None, typer.Option(help="Default decimation magnitude 1..8 (default 2).")] = None,
+        temporal: Annotated[bool | None, typer.Option("--temporal/--no-temporal", help="Temporal filter.")] = None,
+        spatial: Annotated[bool | None, typer.Option("--spatial/--no-spatial", help="Spatial filter.")] = None,
+        min_depth: Annotated[float | None, typer.Option(help="Nearest depth kept, metres.")] = None,
+        max_depth: Annotated[float | None, typer.Option(help="Farthest depth kept, metres.")] = None,
+        voxel: Annotated[float | None, typer.Option(help="Voxel size in metres (0 = none).")] = None,
+        frame: Annotated[str | None, typer.Option(help="Frame of the served clouds: optical, zup or opengl.")] = None,
+        config: Annotated[Path | None, typer.Option(help="YAML or TOML config file (flags and DEPTHCLOUD_* win).")] = None,
+        token: Annotated[str | None, typer.Option(help="Require this bearer token (header or ?token=).")] = None,
+        max_clients: Annotated[int | None, typer.Option(help="Websocket connections at once (default 64).")] = None,
+        max_message_mb: Annotated[float | None, typer.Option(help="Largest reply in MiB (default 256).")] = None,
+    ) -> None:
+        """Serve the newest point cloud over websocket (/ compatible, /v1 binary) and HTTP on one port."""
+        import asyncio
+
+        from depthcloud.cli._common import console, err_console
+        from depthcloud.serve.config import load_config
+        from depthcloud.serve.server import CloudServer, is_loopback
+
+        flags: dict[str, Any] = {
+            "source": source, "host": host, "port": port, "decimation": decimation, "temporal": temporal,
+            "spatial": spatial, "min_depth_m": min_depth, "max_depth_m": max_depth, "voxel_m": voxel,
+            "frame": frame, "token": token, "max_clients": max_clients, "max_message_mb": max_message_mb,
+        }
+        cfg = load_config(flags, config_file=config)
+        if not is_loopback(cfg.host):
+            err_console.print(f"warning: binding {cfg.host} makes the server reachable from other machines"
+                              + ("" if cfg.token else "; consider --token"))
+
+        async def run() -> None:
+            async with CloudServer(cfg) as server:
+                http_url = server.url.replace("ws://", "http://", 1)
+                console.print(f"serving {cfg.source} on {server.url}/ (compatible) and {server.url}/v1 (binary); "
+                              f"{http_url}/health, /metrics, /cloud.ply — Ctrl-C stops")
+                await server.serve_forever()
+
+        asyncio.run(run())
+
+    @app.command()
+    def get(
+        url: Annotated[str, typer.Argument(help="Server address, e.g. ws://127.0.0.1:8787")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Cloud file to write (.ply, .pcd, …).")],
+        overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+        encoding: Annotated[str, typer.Option(help="Transfer encoding: f32, f16 or i16mm.")] = "f32",
+        compress: Annotated[str, typer.Option(help="Transfer compression: none or zstd.")] = "none",
+        max_points: Annotated[int | None, typer.Option(help="At most this many points (even subsample).")] = None,
+        decimation: Annotated[int | None, typer.Option(help="Decimation magnitude 1..8 (default: the server's).")] = None,
+        token: Annotated[str | None, typer.Option(envvar="DEPTHCLOUD_TOKEN", help="Bearer token.")] = None,
+        timeout: Annotated[float, typer.Option(help="Seconds to wait for the server.")] = 10.0,
+    ) -> None:
+        """Fetch the server's newest cloud and write it to a file."""
+        from depthcloud.cli._common import check_output, console
+        from depthcloud.errors import InputError
+        from depthcloud.io import CLOUD_EXTENSIONS, write_cloud
+        from depthcloud.serve.client import get_cloud
+
+        if output.suffix.lower() not in CLOUD_EXTENSIONS:
+            raise InputError(f"unknown point-cloud extension {output.suffix or '(none)'!r}; known: "
+                             f"{' '.join(CLOUD_EXTENSIONS)}", path=output)
+        path = check_output(output, overwrite=overwrite)
+        cloud = get_cloud(url, encoding=encoding, compress=compress, max_points=max_points,
+                          decimation=decimation, token=token, timeout_s=timeout)
+        written = write_cloud(path, cloud, overwrite=overwrite)
+        console.print(f"{len(cloud)} points ({cloud.frame} frame) → {written}")
