@@ -106,7 +106,21 @@ class PointCloud:
         return self.normals is not None
 
     def select(self, index: Any) -> PointCloud:
-        """The points picked by a boolean mask or an integer index array, with their attributes."""
+        """The points picked by a boolean mask (N,) or an integer index array, with their attributes."""
+        if isinstance(index, slice):
+            return self._take(index)
+        if isinstance(index, (list, tuple)) and len(index) == 0:
+            index = np.empty(0, np.int64)  # an empty list would otherwise be float64
+        idx = v.array("index", index, ndim=1, kinds="biu", nonempty=False, expected="(N,)")
+        n = len(self)
+        if idx.dtype == bool and idx.shape[0] != n:
+            raise InputError(f"index: expected a boolean mask of {n} points, got {idx.shape[0]}")
+        if idx.dtype != bool and idx.size and (idx.min() < -n or idx.max() >= n):
+            bad = idx.max() if idx.max() >= n else idx.min()
+            raise InputError(f"index: expected indices in 0..{n - 1}, got {bad}")
+        return self._take(idx)
+
+    def _take(self, index: Any) -> PointCloud:
         return PointCloud._trusted(
             np.ascontiguousarray(self.points[index]),
             None if self.colors is None else np.ascontiguousarray(self.colors[index]),
@@ -129,7 +143,7 @@ class PointCloud:
             raise InputError(f"crop: min_xyz {lo.tolist()} exceeds max_xyz {hi.tolist()}")
         p = self.points
         keep = np.all((p >= lo) & (p <= hi), axis=1)
-        return self.select(keep)
+        return self._take(keep)
 
     def within_range(self, min_m: float = 0.0, max_m: float = np.inf) -> PointCloud:
         """Points whose distance from the origin lies in [min_m, max_m] metres."""
@@ -138,28 +152,53 @@ class PointCloud:
         if lo > hi:
             raise InputError(f"within_range: min_m {lo} exceeds max_m {hi}")
         r2 = np.einsum("ij,ij->i", self.points, self.points)
-        return self.select((r2 >= lo * lo) & (r2 <= hi * hi))
+        return self._take((r2 >= lo * lo) & (r2 <= hi * hi))
 
     def voxel_downsample(self, voxel_m: float) -> PointCloud:
         """One point per occupied voxel of edge ``voxel_m`` metres: the centroid of its points.
 
-        Colours are averaged (rounded), normals averaged and renormalised. Voxels are aligned to
-        the origin of the frame, as Open3D's ``voxel_down_sample`` aligns them to the cloud's minimum;
-        the output is ordered by voxel key.
+        Colours are averaged (rounded), normals averaged and renormalised. Voxels are aligned to the
+        origin of the frame (voxel i spans [i·voxel_m, (i+1)·voxel_m) on each axis), so the grid does
+        not move when the cloud is cropped or a new frame arrives; Open3D's ``voxel_down_sample``
+        instead aligns its grid to the cloud's minimum minus half a voxel. The output is ordered by
+        voxel index (x, then y, then z).
         """
         size = v.number("voxel_m", voxel_m, positive=True)
         n = len(self)
         if n == 0:
             return self
-        keys = np.floor(self.points.astype(np.float64) / size).astype(np.int64)
-        _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-        inverse = inverse.reshape(-1)
-        m = counts.shape[0]
+        keys = np.floor(self.points.astype(np.float64) / size)
+        if not np.isfinite(keys).all() or np.abs(keys).max() >= 2.0**62:
+            raise InputError(f"voxel_m: {size} is too small for the extent of this cloud")
+        keys_i = keys.astype(np.int64)
+        keys_i -= keys_i.min(axis=0)
+        dims = keys_i.max(axis=0) + 1
+        cells = float(dims[0]) * float(dims[1]) * float(dims[2])
+        if cells < 2.0**62:
+            # A linear index ordered like the (x, y, z) keys; one int64 sort instead of a row-unique.
+            lin = (keys_i[:, 0] * dims[1] + keys_i[:, 1]) * dims[2] + keys_i[:, 2]
+        else:
+            lin = np.unique(keys_i, axis=0, return_inverse=True)[1].reshape(-1)
+            cells = float(lin.max() + 1)
+        if cells <= max(4.0 * n, 2.0**20):
+            # Dense enough for counting: every sum is one bincount, no sort at all.
+            ncell = int(cells)
+            counts_all = np.bincount(lin, minlength=ncell)
+            occupied = np.flatnonzero(counts_all)
+            counts = counts_all[occupied].astype(np.float64)
 
-        def mean(values: np.ndarray) -> np.ndarray:
-            out = np.zeros((m, values.shape[1]), dtype=np.float64)
-            np.add.at(out, inverse, values.astype(np.float64))
-            return out / counts[:, None]
+            def mean(values: np.ndarray) -> np.ndarray:
+                cols = [np.bincount(lin, weights=values[:, j], minlength=ncell)[occupied] for j in range(3)]
+                return np.stack(cols, axis=1) / counts[:, None]
+        else:
+            order = np.argsort(lin, kind="stable")
+            lin_s = lin[order]
+            starts = np.flatnonzero(np.concatenate(([True], lin_s[1:] != lin_s[:-1])))
+            counts = np.diff(np.append(starts, n)).astype(np.float64)
+
+            def mean(values: np.ndarray) -> np.ndarray:
+                sums = np.add.reduceat(values[order].astype(np.float64), starts, axis=0)
+                return sums / counts[:, None]
 
         pts = mean(self.points).astype(np.float32)
         cols = None if self.colors is None else np.clip(np.rint(mean(self.colors)), 0, 255).astype(np.uint8)
@@ -171,8 +210,11 @@ class PointCloud:
         return PointCloud._trusted(pts, cols, nrm, self.frame, self.stamp)
 
     def remove_statistical_outliers(self, *, neighbors: int = 20, std_ratio: float = 2.0) -> PointCloud:
-        """Drop points whose mean distance to their ``neighbors`` nearest points exceeds
-        mean + std_ratio·std over the cloud (Open3D's and PCL's rule)."""
+        """Drop points whose mean distance to their ``neighbors`` nearest other points exceeds
+        mean + std_ratio·std of that distance over the cloud (sample std), PCL's
+        ``StatisticalOutlierRemoval`` rule. Open3D's ``remove_statistical_outlier`` counts the point
+        itself among its neighbours: ``nb_neighbors = neighbors + 1`` there keeps the same points.
+        Clouds with no more than ``neighbors`` points are returned unchanged."""
         k = v.integer("neighbors", neighbors, low=1)
         ratio = v.number("std_ratio", std_ratio, positive=True)
         n = len(self)
@@ -183,8 +225,8 @@ class PointCloud:
         tree = cKDTree(self.points)
         dist, _ = tree.query(self.points, k=k + 1, workers=-1)
         mean_d = dist[:, 1:].mean(axis=1)
-        thresh = mean_d.mean() + ratio * mean_d.std()
-        return self.select(mean_d <= thresh)
+        thresh = mean_d.mean() + ratio * mean_d.std(ddof=1)
+        return self._take(mean_d <= thresh)
 
     def transform(self, T: Any, *, frame: str | None = None) -> PointCloud:
         """Apply a 4×4 rigid (or affine) transform; ``frame`` names the frame of the result."""
@@ -197,7 +239,8 @@ class PointCloud:
         pts = (self.points.astype(np.float64) @ R.T + t).astype(np.float32)
         nrm = None
         if self.normals is not None:
-            nm = self.normals.astype(np.float64) @ np.linalg.inv(R).T
+            # normals take the inverse transpose: n' = R⁻ᵀ·n, i.e. rows times R⁻¹
+            nm = self.normals.astype(np.float64) @ np.linalg.inv(R)
             nrm = (nm / np.maximum(np.linalg.norm(nm, axis=1, keepdims=True), 1e-12)).astype(np.float32)
         return PointCloud._trusted(pts, self.colors, nrm, self.frame if frame is None else frame, self.stamp)
 
@@ -216,6 +259,9 @@ class PointCloud:
         """One cloud from several in the same frame; colours/normals kept only if all have them."""
         if not clouds:
             raise InputError("concatenate: expected at least one cloud")
+        for i, c in enumerate(clouds):
+            if not isinstance(c, PointCloud):
+                raise InputError(f"concatenate: expected PointClouds, got {type(c).__name__} at {i}")
         frames = {c.frame for c in clouds}
         if len(frames) > 1:
             raise InputError(f"concatenate: clouds are in different frames {sorted(frames)}")
