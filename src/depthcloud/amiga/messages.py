@@ -6,10 +6,10 @@ it, :func:`oak_messages` builds a wire-compatible schema here — the same packa
 names, field numbers and types, taken from the message layout (not from farm-ng-amiga's code) — in a
 private descriptor pool, so farm-ng-core alone suffices and both can live in one process.
 
-The fallback schema holds the messages this package needs: ``OakCalibration`` (with ``CameraData``,
-``Extrinsics``, ``StereoRectificationData``), ``OakFrame`` and ``OakImageMeta`` (with ``Resolution``
-and ``PixelFormat``). ``OakImageMeta.settings`` (6) and ``encoder_options`` (8) are left out: protobuf
-keeps them as unknown fields, so a frame passes through unchanged, byte for byte.
+The fallback schema holds the messages this package needs, complete: ``OakCalibration`` (with
+``CameraData``, ``Extrinsics``, ``StereoRectificationData``) and ``OakFrame`` (with ``OakImageMeta``,
+``CameraSettings``, ``EncoderOptions``, ``Resolution`` and their enums). Every field is named, so a
+frame parsed and re-serialised keeps its bytes (protobuf would move unknown fields to the end).
 
 Disparity as the OAK service sends it: 8-bit integer disparity in pixels (no subpixel bits), usually
 JPEG-encoded, sometimes PNG or raw bytes. :func:`decode_disparity` accepts all three.
@@ -48,6 +48,19 @@ _VEC3 = ".farm_ng.core.proto.Vec3F32"
 
 # (number, name, type, repeated); a type starting with "." names a message or enum.
 _SCHEMA: dict[str, list[tuple[int, str, str, bool]]] = {
+    "CameraSettings": [
+        (1, "auto_exposure", "bool", False),
+        (2, "exposure_time", "uint32", False),
+        (3, "iso_value", "uint32", False),
+        (4, "lens_pos", "uint32", False),
+    ],
+    "EncoderOptions": [
+        (1, "profile", f".{_PACKAGE}.EncoderProfile", False),
+        (2, "rate_control_mode", f".{_PACKAGE}.RateControlMode", False),
+        (3, "cbr_preferred_bitrate_kbps", "uint32", False),
+        (4, "vbr_or_mjpeg_quality", "uint32", False),
+        (5, "frames_per_keyframe", "uint32", False),
+    ],
     "Resolution": [(1, "width", "uint32", False), (2, "height", "uint32", False)],
     "OakImageMeta": [
         (1, "category", "int64", False),
@@ -55,7 +68,9 @@ _SCHEMA: dict[str, list[tuple[int, str, str, bool]]] = {
         (3, "sequence_num", "int64", False),
         (4, "timestamp", "double", False),
         (5, "timestamp_device", "double", False),
+        (6, "settings", f".{_PACKAGE}.CameraSettings", False),
         (7, "timestamp_recv", "double", False),
+        (8, "encoder_options", f".{_PACKAGE}.EncoderOptions", False),
         (9, "resolution", f".{_PACKAGE}.Resolution", False),
         (10, "pixel_format", f".{_PACKAGE}.PixelFormat", False),
     ],
@@ -100,7 +115,11 @@ _SCHEMA: dict[str, list[tuple[int, str, str, bool]]] = {
         (14, "version", "uint32", False),
     ],
 }
-_ENUMS = {"PixelFormat": [("UNKNOWN", 0), ("YUV420", 1), ("RAW8", 2), ("Encoded", 3)]}
+_ENUMS = {
+    "EncoderProfile": [("H264_BASELINE", 0), ("H264_HIGH", 1), ("H264_MAIN", 2), ("H265_MAIN", 3), ("MJPEG", 4)],
+    "RateControlMode": [("CBR", 0), ("VBR", 1)],
+    "PixelFormat": [("UNKNOWN", 0), ("YUV420", 1), ("RAW8", 2), ("Encoded", 3)],
+}
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,7 @@ def _fallback_messages() -> OakMessages:
     except ImportError as exc:
         raise MissingDependencyError.for_extra("farm-ng-core", "amiga") from exc
     scalar = {
+        "bool": descriptor_pb2.FieldDescriptorProto.TYPE_BOOL,
         "double": descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
         "int32": descriptor_pb2.FieldDescriptorProto.TYPE_INT32,
         "int64": descriptor_pb2.FieldDescriptorProto.TYPE_INT64,
