@@ -5,7 +5,8 @@ field types and ``COUNT`` > 1 (extra fields are ignored), ``rgb``/``rgba`` packe
 (0x00RRGGBB, as PCL packs them), ``normal_x normal_y normal_z``, and organized clouds
 (``HEIGHT`` > 1): points whose x, y or z is NaN are dropped.
 
-Writing produces ``x y z`` float, then ``rgb`` (packed float, as PCL writes ``PointXYZRGB``), then
+Writing produces ``x y z`` float, then ``rgb`` (packed float, as PCL writes ``PointXYZRGB``; in
+``ascii`` files the packed uint32, TYPE U, as PCL writes text colours), then
 ``normal_x normal_y normal_z`` float, as an unorganized cloud (``HEIGHT 1``), with
 ``# frame NAME`` when the cloud is not in the ``optical`` frame. ``binary_compressed`` stores the
 fields one after another (structure of arrays) and compresses them with LZF, which is implemented
@@ -445,6 +446,9 @@ def encode_pcd(cloud: PointCloud, *, data: str = "binary") -> bytes:
         fields += [("normal_x", cloud.normals[:, 0]), ("normal_y", cloud.normals[:, 1]),
                    ("normal_z", cloud.normals[:, 2])]
     k = len(fields)
+    # In text, a packed float colour is a denormal or NaN that does not survive printing; PCL itself
+    # stores text colours as the uint32 they hold (TYPE U), and reads them back exactly that way.
+    types = ["U" if (name == "rgb" and data == "ascii") else "F" for name, _ in fields]
     head = ["# .PCD v0.7 - Point Cloud Data file format"]
     if cloud.frame != "optical":
         if not cloud.frame.isascii() or any(ch.isspace() for ch in cloud.frame):
@@ -454,7 +458,7 @@ def encode_pcd(cloud: PointCloud, *, data: str = "binary") -> bytes:
         "VERSION 0.7",
         "FIELDS " + " ".join(name for name, _ in fields),
         "SIZE " + " ".join(["4"] * k),
-        "TYPE " + " ".join(["F"] * k),
+        "TYPE " + " ".join(types),
         "COUNT " + " ".join(["1"] * k),
         f"WIDTH {n}",
         "HEIGHT 1",
@@ -466,7 +470,6 @@ def encode_pcd(cloud: PointCloud, *, data: str = "binary") -> bytes:
     if data == "ascii":
         columns = []
         for name, col in fields:
-            # PCL writes the packed colour as the integer it holds; it reads it back the same way.
             columns.append(col.view(np.uint32) if name == "rgb" else col)
         return header + format_table(columns).encode("ascii")
     if data == "binary":
