@@ -134,6 +134,7 @@ class FrameSource(ABC):
     def __init__(self, name: str) -> None:
         self.name = name
         self._lock = threading.Lock()
+        self._taken_cond = threading.Condition(self._lock)
         self._latest: Frame | None = None
         self._published = 0  # frames published so far
         self._taken = 0  # value of _published when the consumer last took a frame
@@ -224,6 +225,7 @@ class FrameSource(ABC):
             with self._lock:
                 if self._published > self._taken and self._latest is not None:
                     self._taken = self._published
+                    self._taken_cond.notify_all()
                     return self._latest
                 state, error, ended = self._state, self._error, self._ended
             if state == "failed":
@@ -313,6 +315,9 @@ class ThreadedSource(FrameSource):
 
     #: how long stop() waits for the capture thread to finish its current read
     join_timeout_s = 5.0
+    #: True: wait for the consumer to take each frame before publishing the next (recordings played
+    #: as fast as possible lose nothing); False: newest frame wins, skipped ones count as dropped.
+    lossless = False
 
     def __init__(self, name: str, *, reconnect: ReconnectPolicy | None = None) -> None:
         super().__init__(name)
@@ -350,6 +355,11 @@ class ThreadedSource(FrameSource):
         with contextlib.suppress(Exception):
             self._close()
 
+    def _wait_taken(self) -> None:
+        with self._taken_cond:
+            while self._published > self._taken and not self._stop_event.is_set():
+                self._taken_cond.wait(0.1)
+
     def _capture(self) -> None:
         failures = 0
         is_open = True
@@ -379,6 +389,8 @@ class ThreadedSource(FrameSource):
                     if not self._stop_event.is_set():
                         self._end()
                     return
+                if self.lossless:
+                    self._wait_taken()
                 self._publish(frame)
         finally:
             if is_open:

@@ -416,7 +416,7 @@ class SyntheticSource(ThreadedSource):
     """Streams :func:`render_scene` at ``fps``: frame ``seq`` shows the scene at t = seq / fps, stamped t.
 
     realtime: pace frames at ``fps`` on the wall clock (ticks that cannot be met are skipped and counted
-    as ``missed``); False renders as fast as the consumer takes them. frames: stop after this many
+    as ``missed``); False renders every frame as fast as the consumer takes them (none skipped). frames: stop after this many
     (None = endless).
     """
 
@@ -442,6 +442,7 @@ class SyntheticSource(ThreadedSource):
         if not isinstance(self.scene, Scene):
             raise InputError(f"scene: expected Scene, got {type(self.scene).__name__}")
         self.realtime = bool(realtime)
+        self.lossless = not self.realtime
         self.limit = None if frames is None else v.integer("frames", frames, low=1)
         self.frame_id = frame_id
         self._limiter: RateLimiter | None = None
