@@ -585,6 +585,7 @@ def test_oak_minimal_and_unlinked() -> None:
         (lambda d: d["cameraData"].append([1, d["cameraData"][0][1]]), r"socket 1 appears twice"),
         (lambda d: d["cameraData"].append("camera"), r"expected \[socket, \{\.\.\.\}\] or \{cameraNumber"),
         (lambda d: d.update(cameraData={"1": {}}), r"key 'cameraData': expected a list of cameras"),
+        (lambda d: d["cameraData"][0][1].update(width=10**400), r"width': expected a finite number"),
     ],
 )
 def test_oak_bad_input(edit, match: str) -> None:  # type: ignore[no-untyped-def]

@@ -120,7 +120,10 @@ def _as_float(value: Any, *, path: PathArg, key: str) -> float:
     if isinstance(value, bool):
         raise FormatError(f"expected a number, got {value!r}", path=path, key=key)
     if isinstance(value, (int, float, np.integer, np.floating)):
-        x = float(value)
+        try:
+            x = float(value)
+        except OverflowError:  # a Python int beyond float range
+            x = math.inf
         if not math.isfinite(x):
             raise FormatError(f"expected a finite number, got {value!r}", path=path, key=key)
         return x
