@@ -757,3 +757,16 @@ def test_load_calibration_detects_by_content_not_extension(tmp_path: Path, asym_
     assert load_calibration(own) == asym_intrinsics
     xml = save_camera(tmp_path / "own.xml", asym_intrinsics)
     assert xml.read_text().startswith("<?xml") and load_calibration(xml) == asym_intrinsics
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [(b"", "empty file"), (b" \n\t\n", "empty file"), (b"\x7fELF\x02\x01\x01\x00\x00", "binary content"),
+     (b"\xff\xd8\xff\xe0JFIF", "not UTF-8 text")],
+)
+def test_load_calibration_refuses_empty_and_binary_files(tmp_path: Path, content: bytes, match: str) -> None:
+    p = tmp_path / "calib.txt"
+    p.write_bytes(content)
+    with pytest.raises(FormatError, match=match) as info:
+        load_calibration(p)
+    assert str(info.value).startswith(str(p))
