@@ -117,24 +117,62 @@ def _k_threshold(depth, lo, hi, out):  # type: ignore[no-untyped-def]
 
 @_pjit
 def _k_decimate_median(depth, s, out):  # type: ignore[no-untyped-def]
-    # The lower median of the valid (non-zero) samples of each s×s block; 0 when none is valid.
+    # The lower median of the valid (> 0) samples of each s×s block; 0 when none is valid.
+    # Invalid samples sort last as +inf; the fixed compare-exchange network has no data-dependent
+    # branches, which matters on noisy depth.
     ho, wo = depth.shape[0] // s, depth.shape[1] // s
+    k = s * s
     for j in prange(ho):
-        buf = np.empty(s * s, dtype=depth.dtype)
+        buf = np.empty(k, dtype=np.float32)
         for i in range(wo):
             n = 0
             for a in range(s):
                 for b in range(s):
                     x = depth[j * s + a, i * s + b]
-                    if x > 0.0:
-                        # insertion sort: at most 9 samples
-                        k = n
-                        while k > 0 and buf[k - 1] > x:
-                            buf[k] = buf[k - 1]
-                            k -= 1
-                        buf[k] = x
-                        n += 1
-            out[j, i] = buf[(n - 1) // 2] if n > 0 else 0.0
+                    valid = x > 0.0
+                    n += valid
+                    buf[a * s + b] = x if valid else np.inf
+            for p in range(k - 1):
+                for q in range(k - 1 - p):
+                    lo = buf[q]
+                    hi = buf[q + 1]
+                    buf[q] = lo if lo < hi else hi
+                    buf[q + 1] = hi if lo < hi else lo
+            out[j, i] = buf[(n - 1) // 2] if n > 0 else np.float32(0.0)
+
+
+@_jit
+def _cx(a, b):  # type: ignore[no-untyped-def]
+    return (a, b) if a < b else (b, a)
+
+
+@_pjit
+def _k_decimate_median2(depth, out):  # type: ignore[no-untyped-def]
+    # magnitude 2: the same lower median with a 5-exchange network on four registers.
+    ho, wo = depth.shape[0] // 2, depth.shape[1] // 2
+    inf = np.float32(np.inf)
+    for j in prange(ho):
+        for i in range(wo):
+            a = depth[2 * j, 2 * i]
+            b = depth[2 * j, 2 * i + 1]
+            c = depth[2 * j + 1, 2 * i]
+            d = depth[2 * j + 1, 2 * i + 1]
+            n = (a > 0.0) + (b > 0.0) + (c > 0.0) + (d > 0.0)
+            a = a if a > 0.0 else inf
+            b = b if b > 0.0 else inf
+            c = c if c > 0.0 else inf
+            d = d if d > 0.0 else inf
+            a, b = _cx(a, b)
+            c, d = _cx(c, d)
+            a, c = _cx(a, c)
+            b, d = _cx(b, d)
+            b, c = _cx(b, c)
+            if n == 0:
+                out[j, i] = 0.0
+            elif n <= 2:
+                out[j, i] = a
+            else:
+                out[j, i] = b
 
 
 @_pjit
@@ -494,7 +532,9 @@ def decimate(
 def _decimate(d: np.ndarray, intr: Intrinsics, s: int, scale: np.float32) -> tuple[np.ndarray, Intrinsics]:
     ph, pw = _decimated_size(d.shape, s)
     out = np.zeros((ph, pw), dtype=np.float32)
-    if s in (2, 3):
+    if s == 2:
+        _k_decimate_median2(d, out)
+    elif s == 3:
         _k_decimate_median(d, s, out)
     else:
         _k_decimate_mean(_to_z16(d, scale), s, scale, out)
