@@ -16,8 +16,8 @@ from depthcloud.errors import InputError, OutputExistsError
 
 T = TypeVar("T")
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def check_output(path: Path | str, *, overwrite: bool) -> Path:
