@@ -128,6 +128,7 @@ def test_depth_several_inputs_make_a_folder_and_zup_frame(tmp_path: Path, camera
     # z-up: forward (optical z) is +x, and nothing farther than 3 m survives.
     assert ca.points[:, 0].max() <= 3.0 + 1e-6
     assert ca.points[:, 0].min() > 0
+    assert len(ca) == int(((depth_a > 0) & (depth_a <= 3.0)).sum())
 
 
 def test_outputs_are_never_overwritten_without_flag(tmp_path: Path, camera_file: tuple[Path, Intrinsics], capsys: pytest.CaptureFixture[str]) -> None:
