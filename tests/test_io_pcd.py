@@ -170,6 +170,11 @@ GOOD = b"FIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH %d\nHEIGHT 1\n
     (b"FIELDS x y z\nSIZE 4 4 4\nTYPE F F Q\nWIDTH 1\nDATA ascii\n", r"line 3: TYPE: unknown type 'Q'"),
     (b"FIELDS x y z\nSIZE 4 4 3\nTYPE F F F\nWIDTH 1\nDATA ascii\n", r"line 2: SIZE: 3 bytes is not valid"),
     (b"FIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nWIDTH one\nDATA ascii\n", r"line 4: WIDTH: expected integers"),
+    # Regression: a huge COUNT used to reach numpy's dtype constructor and raise ValueError.
+    (b"FIELDS x y z w\nSIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 100000000000\nWIDTH 1\nDATA binary\n",
+     r"line 4: COUNT: expected 1\.\.1048576 for field 'w', got 100000000000"),
+    (b"FIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 0 1\nWIDTH 1\nDATA binary\n",
+     r"line 4: COUNT: expected 1\.\.1048576 for field 'y', got 0"),
     (b"FIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nWIDTH 1\nDATA zip\n", r"line 5: DATA: expected ascii, binary"),
     (b"FIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nDATA ascii\n", r"no WIDTH line"),
     (b"FIELDS x y z\nFIELDS x y z\n", r"line 2: FIELDS appears twice"),

@@ -35,6 +35,8 @@ _KEYS = ("VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWP
 _TYPE_SIZES = {"F": (4, 8), "I": (1, 2, 4, 8), "U": (1, 2, 4, 8)}
 # LZF can expand at most 264 bytes from one 2-byte back reference; a larger claim is a lie.
 _LZF_MAX_RATIO = 133
+# The largest PCL descriptors hold a few thousand values per point; far more is a corrupt header.
+_MAX_COUNT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,8 @@ def parse_pcd_header(data: bytes, *, path: PathArg | None = None) -> PcdHeader:
             raise _fail(f"TYPE: unknown type {kind!r} for field {name!r} (expected F, I or U)", path, tline)
         if size not in _TYPE_SIZES[kind]:
             raise _fail(f"SIZE: {size} bytes is not valid for type {kind} of field {name!r}", path, sline)
-        if count < 1:
-            raise _fail(f"COUNT: expected >= 1 for field {name!r}, got {count}", path, cline)
+        if not 1 <= count <= _MAX_COUNT:
+            raise _fail(f"COUNT: expected 1..{_MAX_COUNT} for field {name!r}, got {count}", path, cline)
     (width_w, wline), (height_w, hline) = need("WIDTH"), values.get("HEIGHT", (["1"], 0))
     width = _ints(width_w, "WIDTH", path, wline)
     height = _ints(height_w, "HEIGHT", path, hline)
