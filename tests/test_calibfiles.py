@@ -279,7 +279,10 @@ def test_opencv_storage_write_refuses_existing_and_bad_values(tmp_path: Path) ->
         write_opencv_storage(tmp_path / "b.yml", {"obj": object()})
     with pytest.raises(InputError, match=r"nested\.x: cannot store a set"):
         write_opencv_storage(tmp_path / "b.yml", {"nested": {"x": {1}}})
+    with pytest.raises(InputError, match=r"mapping\.meta\.flag: OpenCV's YAML does not keep the string 'true' \(it reads back as 1\)"):
+        write_opencv_storage(tmp_path / "b.yml", {"meta": {"flag": "true"}})
     assert not (tmp_path / "b.yml").exists()
+    assert read_opencv_storage(write_opencv_storage(tmp_path / "b.xml", {"flag": "true"})) == {"flag": "true"}
 
 
 @pytest.mark.parametrize(

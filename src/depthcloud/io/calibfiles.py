@@ -363,9 +363,12 @@ def read_opencv_storage(path: PathArg) -> dict[str, Any]:
     reals and strings stay scalars; sequences become lists and maps dicts (in file order). An empty
     node is None. Unreadable content is a FormatError with the path (and the line OpenCV reports).
     """
+    return _parse_storage_text(_text(read_input(path), path), path)
+
+
+def _parse_storage_text(text: str, path: PathArg) -> dict[str, Any]:
     import cv2
 
-    text = _text(read_input(path), path)
     fs = cv2.FileStorage()
     try:
         # Parse from memory: the content, not the extension, decides the flavour, and a file cannot
@@ -453,7 +456,22 @@ def write_opencv_storage(path: PathArg, mapping: Mapping[str, Any], *, overwrite
         first, _, rest = text.partition("\n")
         if first.startswith("%YAML"):
             text = "%YAML:1.0\n" + rest
+        # OpenCV writes some strings unquoted that its reader then takes for something else ("true" → 1).
+        _check_strings(mapping, _parse_storage_text(text, "<written>"), "mapping")
     return write_atomic(p, text.encode("utf-8"), overwrite=overwrite)
+
+
+def _check_strings(written: Any, read: Any, where: str) -> None:
+    if isinstance(written, str):
+        if read != written:
+            raise InputError(f"{where}: OpenCV's YAML does not keep the string {written!r} (it reads back as "
+                             f"{read!r}); spell it differently or write .xml")
+    elif isinstance(written, Mapping) and isinstance(read, dict):
+        for k, item in written.items():
+            _check_strings(item, read.get(k), f"{where}.{k}")
+    elif isinstance(written, (list, tuple)) and isinstance(read, list):
+        for i, (item, back) in enumerate(zip(written, read, strict=False)):
+            _check_strings(item, back, f"{where}[{i}]")
 
 
 def _cv_key(key: Any, where: str) -> str:
