@@ -432,7 +432,8 @@ def write_opencv_storage(path: PathArg, mapping: Mapping[str, Any], *, overwrite
     classic ``%YAML:1.0`` header. Values: str, int (32-bit), float, bool (stored as 0/1), 2-D numeric
     arrays (1-D arrays are stored as one row) → ``!!opencv-matrix`` (float64 as ``dt: d``, 17
     significant digits so reading gives the same bits), lists/tuples of these → sequences, mappings →
-    maps. Keys are identifiers (letters, digits, ``_``). Refuses an existing ``path`` unless
+    maps. Keys are identifiers (letters, digits, ``_``). Strings OpenCV's YAML reader would take for
+    something else ("true", "null", ...) are refused with the key. Refuses an existing ``path`` unless
     ``overwrite``. Returns the path written.
     """
     import cv2
