@@ -62,6 +62,7 @@ class Intrinsics:
         object.__setattr__(self, "fy", float(self.fy))
         object.__setattr__(self, "cx", float(self.cx))
         object.__setattr__(self, "cy", float(self.cy))
+        object.__setattr__(self, "skew", float(self.skew))
         object.__setattr__(self, "width", int(self.width))
         object.__setattr__(self, "height", int(self.height))
         dist = tuple(float(d) for d in np.asarray(self.dist, dtype=np.float64).ravel())
