@@ -237,9 +237,8 @@ class _Worker:
             return
         backoff = _RESTART_BACKOFF_S[0]
         try:
-            while True:
-                source = self._next_source if self._next_source is not None else None
-                self._next_source = None
+            while not self._stopping.is_set():
+                source, self._next_source = self._next_source, None
                 try:
                     if source is None:
                         source = self._factory()
@@ -257,6 +256,8 @@ class _Worker:
                     self._set("reconnecting", f"{type(exc).__name__}: {exc}")
                 with self._lock:
                     self._source = None
+                if self._stopping.is_set():
+                    break
                 self._restarts += 1
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _RESTART_BACKOFF_S[1])
@@ -267,7 +268,9 @@ class _Worker:
 
     async def _stream(self, source: Any) -> None:
         seen_state = "running"
-        while True:
+        # The stop flag, not only cancellation: Python 3.11's wait_for (inside next_frame) can
+        # swallow a cancel that lands as a frame arrives.
+        while not self._stopping.is_set():
             try:
                 frame = await source.next_frame(timeout_s=_POLL_S)
             except SourceTimeout:
