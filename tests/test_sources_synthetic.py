@@ -169,3 +169,23 @@ async def test_realtime_source_keeps_its_rate() -> None:
         frames = [await src.next_frame(timeout_s=2.0) for _ in range(10)]
     assert [f.seq for f in frames] == sorted({f.seq for f in frames})
     assert frames[-1].stamp - frames[0].stamp == pytest.approx((frames[-1].seq - frames[0].seq) / 100)
+
+
+def test_compiled_and_numpy_renders_are_identical(monkeypatch: pytest.MonkeyPatch) -> None:
+    import depthcloud.sources.synthetic as syn
+
+    if not syn.HAVE_NUMBA:
+        pytest.skip("numba is not available")
+    intr = Intrinsics(140.0, 150.0, 70.3, 44.8, 160, 96)
+    scene = Scene((*default_scene().primitives, Plane((0.3, -0.2, 1.0), 3.0), Box((0.0, 0.0, 0.5), (3.0, 3.0, 3.0))))
+    compiled = [render_scene(intr, t, scene=scene) for t in (0.0, 1.3)]
+    compiled.append(render_scene(intr, 0.0, scene=Scene((Box((0.0, 0.0, 0.5), (3.0, 3.0, 3.0)),))))  # inside a box
+    monkeypatch.setattr(syn, "HAVE_NUMBA", False)
+    syn._renderer.cache_clear()
+    try:
+        plain = [render_scene(intr, t, scene=scene) for t in (0.0, 1.3)]
+        plain.append(render_scene(intr, 0.0, scene=Scene((Box((0.0, 0.0, 0.5), (3.0, 3.0, 3.0)),))))
+    finally:
+        syn._renderer.cache_clear()
+    for (d1, c1), (d2, c2) in zip(compiled, plain, strict=True):
+        assert d1.tobytes() == d2.tobytes() and np.array_equal(c1, c2)

@@ -1,0 +1,144 @@
+"""The synthetic source at 848×480 @ 60 fps: does it keep its rate, alone and with a consumer?
+
+Three runs, each in its own process (numba's thread pool must not be shared between them):
+
+* ``source``: a consumer that only takes frames;
+* ``chain``: the consumer runs depthcloud's FilterChain (decimation 2 → threshold 0.1–4 m →
+  temporal) on each frame, off the event loop as the server does;
+* ``chain+cloud``: the same, then the point cloud (Unprojector) of the filtered frame.
+
+Reported per run: frames delivered per second, frames *missed at the source* (ticks the renderer
+could not meet — the acceptance number, must be 0), frames the consumer skipped (dropped: the
+source published a newer one before the consumer came back), and the process CPU use in % of one
+core. A final row times ``render_scene`` alone (milliseconds per frame, static background cached).
+
+Usage: python bench/bench_sources.py [--seconds S] [--size WxH] [--fps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import md_table, run_isolated, timeit, versions, write_results
+
+MODES = ("source", "chain", "chain+cloud")
+
+
+async def _consume(mode: str, spec: str, seconds: float) -> dict[str, Any]:
+    from depthcloud.filters import FilterChain
+    from depthcloud.geometry import Unprojector
+    from depthcloud.sources import open_source
+
+    chain = FilterChain.from_options(decimation=2, temporal=True, min_depth_m=0.1, max_depth_m=4.0)
+
+    def work(frame: Any) -> int:
+        out = chain.apply(frame)
+        if mode == "chain+cloud":
+            return len(Unprojector(out.intrinsics)(out.depth, color=out.color))
+        return int(out.depth.size)
+
+    # Warm numba's compiled kernels and the scene cache before timing.
+    async with open_source(spec, realtime=False) as warm:
+        for _ in range(3):
+            f = await warm.next_frame(timeout_s=30)
+            if mode != "source":
+                work(f)
+    chain.reset()
+
+    cpu0 = os.times()
+    t0 = time.monotonic()
+    n = 0
+    points = 0
+    async with open_source(spec) as src:
+        while time.monotonic() - t0 < seconds:
+            frame = await src.next_frame(timeout_s=5.0)
+            n += 1
+            if mode != "source":
+                points += await asyncio.to_thread(work, frame)
+        stats = src.stats
+    wall = time.monotonic() - t0
+    cpu1 = os.times()
+    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    return {
+        "mode": mode, "seconds": wall, "delivered": n, "fps": n / wall, "published": stats.frames,
+        "missed_at_source": stats.missed, "skipped_by_consumer": stats.dropped,
+        "cpu_percent_of_one_core": 100.0 * cpu / wall, "mean_points": points / n if n and points else 0,
+    }
+
+
+def worker(mode: str, spec: str, seconds: float) -> None:
+    print(json.dumps(asyncio.run(_consume(mode, spec, seconds))))
+
+
+def render_time(width: int, height: int, fps: float) -> dict[str, float]:
+    """Wall time per render_scene call, and CPU time per call (what a shared machine cannot steal)."""
+    from depthcloud.sources.synthetic import default_intrinsics, render_scene
+
+    intr = default_intrinsics(width, height)
+    t = [0.0]
+
+    def one() -> None:
+        t[0] += 1.0 / fps
+        render_scene(intr, t[0])
+
+    wall = timeit(one, warmup=3, min_time_s=2.0)
+    n = 120
+    c0 = time.process_time()
+    for _ in range(n):
+        one()
+    wall["cpu_ms"] = (time.process_time() - c0) / n * 1e3
+    return wall
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--size", default="848x480")
+    ap.add_argument("--fps", type=float, default=60.0)
+    ap.add_argument("--worker", choices=MODES)
+    args = ap.parse_args(argv)
+    width, height = (int(x) for x in args.size.split("x"))
+    spec = f"synthetic:{width}x{height}@{args.fps:g}"
+    if args.worker:
+        worker(args.worker, spec, args.seconds)
+        return 0
+    runs = []
+    for mode in MODES:
+        res = run_isolated(
+            __file__, ["--worker", mode, "--seconds", str(args.seconds), "--size", args.size, "--fps", str(args.fps)],
+            timeout_s=args.seconds * 6 + 120,
+        )
+        res.setdefault("mode", mode)
+        runs.append(res)
+    rt = render_time(width, height, args.fps)
+    rows = [
+        [r["mode"], r.get("fps", "error"), r.get("delivered", ""), r.get("missed_at_source", ""),
+         r.get("skipped_by_consumer", ""), r.get("cpu_percent_of_one_core", ""), r.get("error", "")]
+        for r in runs
+    ]
+    table = (
+        f"Source `{spec}`, {args.seconds:g} s per run; target {args.fps:g} fps with 0 missed at the source.\n\n"
+        + md_table(["consumer", "fps", "frames", "missed at source", "skipped by consumer", "CPU % (1 core)", "error"], rows)
+        + f"\nrender_scene alone: median {rt['median_ms']:.2f} ms/frame wall (p90 {rt['p90_ms']:.2f} ms), "
+        f"{rt['cpu_ms']:.2f} ms/frame CPU = {1000 / rt['cpu_ms']:.0f} frames/s of one core's time.\n"
+    )
+    write_results(
+        "bench_sources",
+        {"spec": spec, "seconds": args.seconds, "runs": runs, "render_scene": rt,
+         "versions": versions("numpy", "numba")},
+        table,
+    )
+    ok = all(r.get("missed_at_source") == 0 for r in runs)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
