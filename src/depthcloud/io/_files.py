@@ -35,12 +35,17 @@ def read_input(path: PathArg) -> bytes:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=p) from exc
 
 
-def write_atomic(path: PathArg, data: bytes | bytearray | memoryview, *, overwrite: bool) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+Buffer = bytes | bytearray | memoryview | np.ndarray
+
+
+def write_atomic(path: PathArg, data: Buffer | Sequence[Buffer], *, overwrite: bool) -> Path:
+    """Write ``data`` (one buffer, or several written one after another) to ``path`` through a
+    temporary file in the same folder and a rename.
 
     Refuses an existing ``path`` unless ``overwrite`` (:class:`OutputExistsError`); creates the parent
     folder. Returns the path written.
     """
+    parts = [data] if isinstance(data, (bytes, bytearray, memoryview, np.ndarray)) else list(data)
     p = Path(path)
     if p.is_dir():
         raise InputError("is a folder, expected a file path", path=p)
@@ -53,7 +58,9 @@ def write_atomic(path: PathArg, data: bytes | bytearray | memoryview, *, overwri
         raise InputError(f"cannot write: {exc.strerror or exc}", path=p) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for part in parts:
+                # An ndarray goes out as its raw bytes without an intermediate copy.
+                fh.write(np.ascontiguousarray(part).data if isinstance(part, np.ndarray) else part)
         os.replace(tmp, p)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -415,12 +415,9 @@ def _check_comments(comments: Iterable[str]) -> list[str]:
     return out
 
 
-def encode_ply(cloud: PointCloud, *, binary: bool = True, byte_order: str = "<",
-               comments: Iterable[str] = ()) -> bytes:
-    """The bytes of a PLY file holding ``cloud`` (binary in ``byte_order`` ``"<"``/``">"``, or ASCII).
-
-    Layout: ``x y z`` float32, ``nx ny nz`` float32 if normals, ``red green blue`` uchar if colours.
-    """
+def _encode_parts(cloud: PointCloud, *, binary: bool, byte_order: str,
+                  comments: Iterable[str]) -> tuple[bytes, bytes | np.ndarray]:
+    """The header and the body of a PLY file; a binary body is an (N, row bytes) uint8 array."""
     if not isinstance(cloud, PointCloud):
         raise InputError(f"cloud: expected a PointCloud, got {type(cloud).__name__}")
     if byte_order not in ("<", ">"):
@@ -433,32 +430,38 @@ def encode_ply(cloud: PointCloud, *, binary: bool = True, byte_order: str = "<",
     if cloud.stamp is not None:
         notes.append(f"stamp {float(cloud.stamp)!r}")
     fmt = ("binary_little_endian" if byte_order == "<" else "binary_big_endian") if binary else "ascii"
-    order = byte_order if binary else "<"
-    fields: list[tuple[str, str]] = [("x", "f4"), ("y", "f4"), ("z", "f4")]
+    blocks: list[tuple[tuple[str, ...], str, np.ndarray]] = [(("x", "y", "z"), "float", cloud.points)]
     if cloud.normals is not None:
-        fields += [("nx", "f4"), ("ny", "f4"), ("nz", "f4")]
+        blocks.append((("nx", "ny", "nz"), "float", cloud.normals))
     if cloud.colors is not None:
-        fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
-    names = {"f4": "float", "u1": "uchar"}
+        blocks.append((("red", "green", "blue"), "uchar", cloud.colors))
     head = ["ply", f"format {fmt} 1.0", *(f"comment {c}" for c in notes), f"element vertex {len(cloud)}"]
-    head += [f"property {names[t]} {n}" for n, t in fields]
+    head += [f"property {kind} {name}" for names, kind, _ in blocks for name in names]
     head.append("end_header")
     header = ("\n".join(head) + "\n").encode("ascii")
+    if not binary:
+        return header, format_table([col for _, _, arr in blocks for col in arr.T]).encode("ascii")
+    # Copy each (N, 3) block's bytes into its columns of one (N, row) byte table: a few contiguous
+    # row copies instead of one strided copy per property.
     n = len(cloud)
-    if binary:
-        body = np.empty(n, dtype=[(name, order + t) for name, t in fields])
-        body["x"], body["y"], body["z"] = cloud.points.T
-        if cloud.normals is not None:
-            body["nx"], body["ny"], body["nz"] = cloud.normals.T
-        if cloud.colors is not None:
-            body["red"], body["green"], body["blue"] = cloud.colors.T
-        return header + body.tobytes()
-    columns = list(cloud.points.T)
-    if cloud.normals is not None:
-        columns += list(cloud.normals.T)
-    if cloud.colors is not None:
-        columns += list(cloud.colors.T)
-    return header + format_table(columns).encode("ascii")
+    raw = [np.ascontiguousarray(arr, dtype=(byte_order + "f4") if kind == "float" else np.uint8).view(np.uint8)
+           .reshape(n, 12 if kind == "float" else 3) for _, kind, arr in blocks]
+    body = np.empty((n, sum(r.shape[1] for r in raw)), dtype=np.uint8)
+    col = 0
+    for r in raw:
+        body[:, col:col + r.shape[1]] = r
+        col += r.shape[1]
+    return header, body
+
+
+def encode_ply(cloud: PointCloud, *, binary: bool = True, byte_order: str = "<",
+               comments: Iterable[str] = ()) -> bytes:
+    """The bytes of a PLY file holding ``cloud`` (binary in ``byte_order`` ``"<"``/``">"``, or ASCII).
+
+    Layout: ``x y z`` float32, ``nx ny nz`` float32 if normals, ``red green blue`` uchar if colours.
+    """
+    header, body = _encode_parts(cloud, binary=binary, byte_order=byte_order, comments=comments)
+    return header + (body.tobytes() if isinstance(body, np.ndarray) else body)
 
 
 def write_ply(path: PathArg, cloud: PointCloud, *, binary: bool = True, byte_order: str = "<",
@@ -467,5 +470,5 @@ def write_ply(path: PathArg, cloud: PointCloud, *, binary: bool = True, byte_ord
 
     The file appears whole or not at all (temporary file + rename). Returns the path.
     """
-    data = encode_ply(cloud, binary=binary, byte_order=byte_order, comments=comments)
-    return write_atomic(path, data, overwrite=overwrite)
+    parts = _encode_parts(cloud, binary=binary, byte_order=byte_order, comments=comments)
+    return write_atomic(path, parts, overwrite=overwrite)
