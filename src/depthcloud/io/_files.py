@@ -17,7 +17,7 @@ import numpy as np
 
 from depthcloud.errors import InputError, OutputExistsError
 
-__all__ = ["format_table", "read_input", "write_atomic"]
+__all__ = ["byte_rows", "format_table", "read_input", "write_atomic"]
 
 PathArg = str | PathLike[str]
 
@@ -87,3 +87,20 @@ def format_table(columns: Sequence[np.ndarray], *, sep: str = " ") -> str:
         return ""
     texts = [_column_text(np.asarray(c)) for c in columns]
     return "".join(sep.join(row) + "\n" for row in zip(*texts, strict=True))
+
+
+def byte_rows(blocks: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Interleave per-point blocks into records: an (n, row bytes) uint8 table.
+
+    Each block is (n,) or (n, k) already in the dtype and byte order the file wants; its bytes land
+    in consecutive columns. A few contiguous row copies are much faster than one strided copy per
+    field of a structured array.
+    """
+    raw = [np.ascontiguousarray(b).view(np.uint8).reshape(n, b.dtype.itemsize * (b.shape[1] if b.ndim == 2 else 1))
+           for b in blocks]
+    table = np.empty((n, sum(r.shape[1] for r in raw)), dtype=np.uint8)
+    col = 0
+    for r in raw:
+        table[:, col:col + r.shape[1]] = r
+        col += r.shape[1]
+    return table

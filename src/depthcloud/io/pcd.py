@@ -26,7 +26,7 @@ import numpy as np
 
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import FormatError, InputError
-from depthcloud.io._files import PathArg, format_table, read_input, write_atomic
+from depthcloud.io._files import PathArg, byte_rows, format_table, read_input, write_atomic
 
 __all__ = ["PcdHeader", "decode_pcd", "encode_pcd", "lzf_compress", "lzf_decompress", "read_pcd", "write_pcd"]
 
@@ -475,10 +475,7 @@ def encode_pcd(cloud: PointCloud, *, data: str = "binary") -> bytes:
             columns.append(col.view(np.uint32) if name == "rgb" else col)
         return header + format_table(columns).encode("ascii")
     if data == "binary":
-        rec = np.empty(n, dtype=[(name, "<f4") for name, _ in fields])
-        for name, col in fields:
-            rec[name] = col
-        return header + rec.tobytes()
+        return header + byte_rows([np.asarray(col, dtype="<f4") for _, col in fields], n).tobytes()
     soa = b"".join(np.ascontiguousarray(col, dtype="<f4").tobytes() for _, col in fields)
     packed_bytes = lzf_compress(soa)
     return header + struct.pack("<II", len(packed_bytes), len(soa)) + packed_bytes

@@ -26,7 +26,7 @@ import numpy as np
 
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import FormatError, InputError
-from depthcloud.io._files import PathArg, format_table, read_input, write_atomic
+from depthcloud.io._files import PathArg, byte_rows, format_table, read_input, write_atomic
 
 __all__ = ["PlyElement", "PlyHeader", "PlyProperty", "decode_ply", "encode_ply", "parse_ply_header", "read_ply", "write_ply"]
 
@@ -441,16 +441,8 @@ def _encode_parts(cloud: PointCloud, *, binary: bool, byte_order: str,
     header = ("\n".join(head) + "\n").encode("ascii")
     if not binary:
         return header, format_table([col for _, _, arr in blocks for col in arr.T]).encode("ascii")
-    # Copy each (N, 3) block's bytes into its columns of one (N, row) byte table: a few contiguous
-    # row copies instead of one strided copy per property.
-    n = len(cloud)
-    raw = [np.ascontiguousarray(arr, dtype=(byte_order + "f4") if kind == "float" else np.uint8).view(np.uint8)
-           .reshape(n, 12 if kind == "float" else 3) for _, kind, arr in blocks]
-    body = np.empty((n, sum(r.shape[1] for r in raw)), dtype=np.uint8)
-    col = 0
-    for r in raw:
-        body[:, col:col + r.shape[1]] = r
-        col += r.shape[1]
+    body = byte_rows([np.asarray(arr, dtype=(byte_order + "f4") if kind == "float" else np.uint8)
+                      for _, kind, arr in blocks], len(cloud))
     return header, body
 
 
