@@ -48,6 +48,7 @@ __all__ = [
     "find_corners",
     "rectified_pair_picture",
     "rectify",
+    "undistort_image",
 ]
 
 ImageArg = str | PathLike[str] | np.ndarray
@@ -581,8 +582,10 @@ class StereoCalibration:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-    def to_markdown(self, *, reference: StereoRig | None = None, reference_name: str = "reference") -> str:
-        """A report: summary, both cameras (beside ``reference``'s when given), per-pair table."""
+    def to_markdown(
+        self, *, reference: tuple[Intrinsics, Intrinsics] | None = None, reference_name: str = "reference"
+    ) -> str:
+        """A report: summary, both cameras (beside the (left, right) ``reference`` when given), per-pair table."""
         r = self.rig
         lines = [
             "# Stereo calibration",
@@ -602,8 +605,8 @@ class StereoCalibration:
         ]
         cams = [("left", r.left), ("right", r.right)]
         if reference is not None:
-            cams = [("left", r.left), (f"left ({reference_name})", reference.left),
-                    ("right", r.right), (f"right ({reference_name})", reference.right)]
+            cams = [("left", r.left), (f"left ({reference_name})", reference[0]),
+                    ("right", r.right), (f"right ({reference_name})", reference[1])]
         lines.append(_intrinsics_table(cams[:2]))
         lines.append("")
         lines.append(_intrinsics_table(cams[2:]))
@@ -731,3 +734,37 @@ def rectified_pair_picture(left: np.ndarray, right: np.ndarray, *, every_px: int
     for i, y in enumerate(range(step // 2, out.shape[0], step)):
         out[y, :] = colors[i % len(colors)]
     return out
+
+
+# -- undistortion ------------------------------------------------------------------------------------
+def undistort_image(image: np.ndarray, intrinsics: Intrinsics, *, alpha: float = 0.0) -> tuple[np.ndarray, Intrinsics]:
+    """The image as a distortion-free pinhole camera would see it, and that camera.
+
+    image: (H, W) or (H, W, C) of the intrinsics' size. alpha: 0 keeps only valid pixels (no black
+    border), 1 keeps every source pixel. Returns (the undistorted image, same shape and dtype; its
+    Intrinsics with model "none").
+    """
+    img = v.array("image", image, ndim=(2, 3), kinds="uf", expected="(H, W) or (H, W, C)")
+    if not isinstance(intrinsics, Intrinsics):
+        raise InputError(f"intrinsics: expected Intrinsics, got {type(intrinsics).__name__}")
+    if img.shape[:2] != intrinsics.shape:
+        raise InputError(
+            f"image: its size {img.shape[1]}x{img.shape[0]} does not match the camera's "
+            f"{intrinsics.width}x{intrinsics.height}; use the calibration of this resolution"
+        )
+    a = v.number("alpha", alpha, low=0.0, high=1.0)
+    if not intrinsics.is_distorted:
+        return img.copy(), intrinsics
+    size = intrinsics.size
+    if intrinsics.model == "fisheye":
+        K_new = cv2.fisheye.estimateNewCameraMatrixForUndistortRectify(
+            intrinsics.K, intrinsics.dist_array, size, np.eye(3), balance=a
+        )
+        m1, m2 = cv2.fisheye.initUndistortRectifyMap(
+            intrinsics.K, intrinsics.dist_array, np.eye(3), K_new, size, cv2.CV_16SC2
+        )
+    else:
+        K_new, _ = cv2.getOptimalNewCameraMatrix(intrinsics.K, intrinsics.dist_array, size, a, size)
+        m1, m2 = cv2.initUndistortRectifyMap(intrinsics.K, intrinsics.dist_array, None, K_new, size, cv2.CV_16SC2)
+    out = cv2.remap(np.ascontiguousarray(img), m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return out, Intrinsics.from_K(K_new, size[0], size[1])
