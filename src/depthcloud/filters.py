@@ -130,7 +130,7 @@ def _k_decimate_median(depth, s, out):  # type: ignore[no-untyped-def]
                 for b in range(s):
                     x = depth[j * s + a, i * s + b]
                     valid = x > 0.0
-                    n += valid
+                    n += int(valid)
                     buf[a * s + b] = x if valid else np.inf
             for p in range(k - 1):
                 for q in range(k - 1 - p):
@@ -157,7 +157,7 @@ def _k_decimate_median2(depth, out):  # type: ignore[no-untyped-def]
             b = depth[2 * j, 2 * i + 1]
             c = depth[2 * j + 1, 2 * i]
             d = depth[2 * j + 1, 2 * i + 1]
-            n = (a > 0.0) + (b > 0.0) + (c > 0.0) + (d > 0.0)
+            n = int(a > 0.0) + int(b > 0.0) + int(c > 0.0) + int(d > 0.0)
             a = a if a > 0.0 else inf
             b = b if b > 0.0 else inf
             c = c if c > 0.0 else inf
@@ -199,7 +199,7 @@ def _k_decimate_color(color, s, out):  # type: ignore[no-untyped-def]
     for j in prange(ho):
         for i in range(wo):
             for ch in range(3):
-                total = 0
+                total = np.int64(0)
                 for a in range(s):
                     for b in range(s):
                         total += color[j * s + a, i * s + b, ch]
