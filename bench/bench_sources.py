@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import md_table, run_isolated, timeit, versions, write_results
 
@@ -78,24 +80,40 @@ def worker(mode: str, spec: str, seconds: float) -> None:
     print(json.dumps(asyncio.run(_consume(mode, spec, seconds))))
 
 
-def render_time(width: int, height: int, fps: float) -> dict[str, float]:
-    """Wall time per render_scene call, and CPU time per call (what a shared machine cannot steal)."""
+def cpu_costs(width: int, height: int, fps: float) -> dict[str, float]:
+    """Per-frame cost of each stage: wall time of render_scene, and CPU time (all threads; what a
+    shared machine cannot steal) of render_scene, the filter chain and chain + cloud."""
+    from depthcloud.filters import FilterChain
+    from depthcloud.frame import Frame
+    from depthcloud.geometry import Unprojector
     from depthcloud.sources.synthetic import default_intrinsics, render_scene
 
     intr = default_intrinsics(width, height)
     t = [0.0]
 
-    def one() -> None:
+    def one() -> tuple[np.ndarray, np.ndarray]:
         t[0] += 1.0 / fps
-        render_scene(intr, t[0])
+        return render_scene(intr, t[0])
 
-    wall = timeit(one, warmup=3, min_time_s=2.0)
-    n = 120
+    out: dict[str, float] = {f"render_wall_{k}": val for k, val in timeit(one, warmup=3, min_time_s=2.0).items()}
+    n = 60
     c0 = time.process_time()
-    for _ in range(n):
-        one()
-    wall["cpu_ms"] = (time.process_time() - c0) / n * 1e3
-    return wall
+    rendered = [one() for _ in range(n)]
+    out["render_cpu_ms"] = (time.process_time() - c0) / n * 1e3
+    frames = [Frame(d, intr, c) for d, c in rendered]
+    chain = FilterChain.from_options(decimation=2, temporal=True, min_depth_m=0.1, max_depth_m=4.0)
+    for f in frames[:3]:
+        Unprojector(chain.apply(f).intrinsics)(chain.apply(f).depth)  # compile and warm
+    chain.reset()
+    c0 = time.process_time()
+    filtered = [chain.apply(f) for f in frames]
+    out["chain_cpu_ms"] = (time.process_time() - c0) / len(frames) * 1e3
+    unp = Unprojector(filtered[0].intrinsics)
+    c0 = time.process_time()
+    for f in filtered:
+        unp(f.depth, color=f.color)
+    out["cloud_cpu_ms"] = (time.process_time() - c0) / len(frames) * 1e3
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -118,7 +136,7 @@ def main(argv: list[str]) -> int:
         )
         res.setdefault("mode", mode)
         runs.append(res)
-    rt = render_time(width, height, args.fps)
+    rt = cpu_costs(width, height, args.fps)
     rows = [
         [r["mode"], r.get("fps", "error"), r.get("delivered", ""), r.get("missed_at_source", ""),
          r.get("skipped_by_consumer", ""), r.get("cpu_percent_of_one_core", ""), r.get("error", "")]
@@ -127,8 +145,11 @@ def main(argv: list[str]) -> int:
     table = (
         f"Source `{spec}`, {args.seconds:g} s per run; target {args.fps:g} fps with 0 missed at the source.\n\n"
         + md_table(["consumer", "fps", "frames", "missed at source", "skipped by consumer", "CPU % (1 core)", "error"], rows)
-        + f"\nrender_scene alone: median {rt['median_ms']:.2f} ms/frame wall (p90 {rt['p90_ms']:.2f} ms), "
-        f"{rt['cpu_ms']:.2f} ms/frame CPU = {1000 / rt['cpu_ms']:.0f} frames/s of one core's time.\n"
+        + f"\nPer frame, measured alone: render_scene {rt['render_wall_median_ms']:.2f} ms wall "
+        f"(p90 {rt['render_wall_p90_ms']:.2f} ms), CPU time (all threads): render {rt['render_cpu_ms']:.2f} ms, "
+        f"filter chain {rt['chain_cpu_ms']:.2f} ms, cloud {rt['cloud_cpu_ms']:.2f} ms — "
+        f"{rt['render_cpu_ms'] + rt['chain_cpu_ms'] + rt['cloud_cpu_ms']:.1f} ms of the "
+        f"{2000 / args.fps:.1f} ms that 2 cores have per frame at {args.fps:g} fps.\n"
     )
     write_results(
         "bench_sources",

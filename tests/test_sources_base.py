@@ -151,14 +151,19 @@ def test_reconnect_policy_backoff_and_validation() -> None:
         ReconnectPolicy(backoff_factor=0.5)
 
 
-def test_rate_limiter_counts_missed_ticks() -> None:
+def test_rate_limiter_catches_up_then_counts_missed_ticks() -> None:
     stop = threading.Event()
-    lim = RateLimiter(1000.0)
+    lim = RateLimiter(1000.0, max_lag=4)
     assert lim.wait(stop) == 0
-    lim._next = (lim._next or 0.0) - 0.0105  # pretend we fell ~10 periods behind
-    assert lim.wait(stop) >= 9
+    assert lim._next is not None
+    lim._next -= 0.0030  # ~3 ticks behind: within max_lag, run them back to back, skip none
+    assert [lim.wait(stop) for _ in range(3)] == [0, 0, 0]
+    lim._next -= 0.0105  # ~10 ticks behind: the oldest ~6 are skipped, the last 4 are caught up
+    assert 5 <= lim.wait(stop) <= 7
     stop.set()
     assert lim.wait(stop) == -1
+    with pytest.raises(InputError, match="rate_hz: expected a positive number"):
+        RateLimiter(0.0)
 
 
 def test_registry_custom_scheme_and_errors() -> None:

@@ -101,23 +101,29 @@ class ReconnectPolicy:
 
 
 class RateLimiter:
-    """Paces a generating loop at ``rate_hz`` on the monotonic clock, skipping ticks it cannot meet."""
+    """Paces a generating loop at ``rate_hz`` on the monotonic clock.
 
-    def __init__(self, rate_hz: float) -> None:
+    A loop that wakes late (a busy machine) catches up by running the pending ticks back to back, as a
+    camera's frame buffer would, as long as it is at most ``max_lag`` ticks behind; ticks older than
+    that are skipped and reported as missed.
+    """
+
+    def __init__(self, rate_hz: float, *, max_lag: int = 4) -> None:
         self.period_s = 1.0 / v.number("rate_hz", rate_hz, positive=True)
+        self.max_lag = v.integer("max_lag", max_lag, low=0)
         self._next: float | None = None
 
     def wait(self, stop: threading.Event) -> int:
-        """Sleep until the next tick; return how many ticks were missed (-1 if ``stop`` was set)."""
+        """Sleep until the next tick; return how many ticks were skipped (-1 if ``stop`` was set)."""
         now = time.monotonic()
         if self._next is None:
             self._next = now
             return 0
         self._next += self.period_s
         missed = 0
-        if now > self._next + self.period_s:
-            # More than a whole period late: skip the ticks that are already gone.
-            missed = math.floor((now - self._next) / self.period_s)
+        behind = now - self._next
+        if behind > self.max_lag * self.period_s:
+            missed = math.floor(behind / self.period_s) - self.max_lag
             self._next += missed * self.period_s
         delay = self._next - now
         if delay > 0 and stop.wait(delay):
