@@ -4,8 +4,9 @@ Frames are injected through ``rs.software_device`` (a depth sensor with depth un
 baseline set), then passed to ``rs.threshold_filter``, ``rs.decimation_filter``,
 ``rs.temporal_filter``, ``rs.spatial_filter``, ``rs.hole_filling_filter`` and
 ``rs.disparity_transform``. Comparisons are in z16 units (uint16), so "bit-exact" means equal
-integers. Scenes: a synthetic 848×480 scene with planes, boxes, noise and holes, and the two depth
-frames of the D435 recording in realsense_bag.
+integers. Scenes: a synthetic 848×480 scene with planes, boxes, noise and holes made here, the
+ray-cast scene of depthcloud.sources.synthetic with noise and dropouts, and the two depth frames of
+the D435 recording in realsense_bag.
 """
 
 from __future__ import annotations
@@ -115,6 +116,24 @@ def synth() -> Iterator[tuple[SoftDepth, list[np.ndarray]]]:
 
 
 @pytest.fixture(scope="module")
+def rendered() -> Iterator[tuple[SoftDepth, list[np.ndarray]]]:
+    """depthcloud's synthetic scene (exact ray-cast depth) with 2 mm noise and 5 % dropouts added."""
+    from depthcloud.sources.synthetic import default_intrinsics, render_scene
+
+    intr = default_intrinsics(848, 480)
+    rng = np.random.default_rng(11)
+    frames = []
+    for i in range(4):
+        depth, _ = render_scene(intr, i / 30)
+        z = depth.astype(np.float64) + rng.normal(0.0, 0.002, depth.shape)
+        z[(depth == 0) | (rng.random(depth.shape) < 0.05)] = 0.0
+        frames.append(np.clip(np.rint(z / DU), 0, 65535).astype(np.uint16))
+    dev = SoftDepth(intr.width, intr.height, intr.fx, intr.fy, intr.cx, intr.cy)
+    yield dev, frames
+    dev.close()
+
+
+@pytest.fixture(scope="module")
 def bag_frames(data_dir: Path) -> list[np.ndarray]:
     """All depth frames of the D435 recording, read by sensor-level playback."""
     path = need(data_dir, "realsense_bag/single_depth_color_640x480.bag")
@@ -145,7 +164,7 @@ def bag(bag_frames: list[np.ndarray]) -> Iterator[tuple[SoftDepth, list[np.ndarr
     dev.close()
 
 
-@pytest.fixture(params=["synth", "bag"])
+@pytest.fixture(params=["synth", "rendered", "bag"])
 def scene(request: pytest.FixtureRequest) -> tuple[SoftDepth, list[np.ndarray]]:
     return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
 
