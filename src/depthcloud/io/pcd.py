@@ -26,7 +26,7 @@ import numpy as np
 
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import FormatError, InputError
-from depthcloud.io._files import PathArg, byte_rows, format_table, read_input, write_atomic
+from depthcloud.io._files import PathArg, format_table, read_input, records, write_atomic
 
 __all__ = ["PcdHeader", "decode_pcd", "encode_pcd", "lzf_compress", "lzf_decompress", "read_pcd", "write_pcd"]
 
@@ -427,30 +427,25 @@ def read_pcd(path: PathArg) -> PointCloud:
 
 # -- writing ------------------------------------------------------------------------------------
 
-def encode_pcd(cloud: PointCloud, *, data: str = "binary") -> bytes:
-    """The bytes of a PCD v0.7 file holding ``cloud``; ``data`` is ascii, binary or binary_compressed.
-
-    Fields: ``x y z`` float32, ``rgb`` packed float32 (0x00RRGGBB bits) if colours, ``normal_x
-    normal_y normal_z`` float32 if normals.
-    """
+def _encode_parts(cloud: PointCloud, data: str) -> tuple[bytes, bytes | np.ndarray]:
+    """The header and the body of a PCD file; a binary body is a packed record array."""
     if not isinstance(cloud, PointCloud):
         raise InputError(f"cloud: expected a PointCloud, got {type(cloud).__name__}")
     if data not in DATA_KINDS:
         raise InputError(f"data: expected one of {', '.join(DATA_KINDS)}, got {data!r}")
     n = len(cloud)
-    fields: list[tuple[str, np.ndarray]] = [("x", cloud.points[:, 0]), ("y", cloud.points[:, 1]),
-                                             ("z", cloud.points[:, 2])]
+    # Blocks of whole columns: (names, (N, k) or (N,) little-endian 4-byte values).
+    blocks: list[tuple[tuple[str, ...], np.ndarray]] = [(("x", "y", "z"), cloud.points.astype("<f4", copy=False))]
     if cloud.colors is not None:
         c = cloud.colors.astype(np.uint32)
-        packed = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
-        fields.append(("rgb", packed.view(np.float32)))
+        blocks.append((("rgb",), ((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]).astype("<u4")))
     if cloud.normals is not None:
-        fields += [("normal_x", cloud.normals[:, 0]), ("normal_y", cloud.normals[:, 1]),
-                   ("normal_z", cloud.normals[:, 2])]
-    k = len(fields)
+        blocks.append((("normal_x", "normal_y", "normal_z"), cloud.normals.astype("<f4", copy=False)))
+    names = [name for block_names, _ in blocks for name in block_names]
+    k = len(names)
     # In text, a packed float colour is a denormal or NaN that does not survive printing; PCL itself
     # stores text colours as the uint32 they hold (TYPE U), and reads them back exactly that way.
-    types = ["U" if (name == "rgb" and data == "ascii") else "F" for name, _ in fields]
+    types = ["U" if (name == "rgb" and data == "ascii") else "F" for name in names]
     head = ["# .PCD v0.7 - Point Cloud Data file format"]
     if cloud.frame != "optical":
         if not cloud.frame.isascii() or any(ch.isspace() for ch in cloud.frame):
@@ -458,7 +453,7 @@ def encode_pcd(cloud: PointCloud, *, data: str = "binary") -> bytes:
         head.append(f"# frame {cloud.frame}")
     head += [
         "VERSION 0.7",
-        "FIELDS " + " ".join(name for name, _ in fields),
+        "FIELDS " + " ".join(names),
         "SIZE " + " ".join(["4"] * k),
         "TYPE " + " ".join(types),
         "COUNT " + " ".join(["1"] * k),
@@ -470,15 +465,26 @@ def encode_pcd(cloud: PointCloud, *, data: str = "binary") -> bytes:
     ]
     header = ("\n".join(head) + "\n").encode("ascii")
     if data == "ascii":
-        columns = []
-        for name, col in fields:
-            columns.append(col.view(np.uint32) if name == "rgb" else col)
-        return header + format_table(columns).encode("ascii")
+        columns = [col for _, arr in blocks for col in (arr.T if arr.ndim == 2 else [arr])]
+        return header, format_table(columns).encode("ascii")
     if data == "binary":
-        return header + byte_rows([np.asarray(col, dtype="<f4") for _, col in fields], n).tobytes()
-    soa = b"".join(np.ascontiguousarray(col, dtype="<f4").tobytes() for _, col in fields)
+        # PCL's binary rgb is the packed uint32's bytes read as a float: the same bytes.
+        return header, records([arr for _, arr in blocks], n)
+    # binary_compressed: each field's values one after another (structure of arrays), then LZF.
+    soa = b"".join(np.ascontiguousarray(col).tobytes() for _, arr in blocks
+                   for col in (arr.T if arr.ndim == 2 else [arr]))
     packed_bytes = lzf_compress(soa)
-    return header + struct.pack("<II", len(packed_bytes), len(soa)) + packed_bytes
+    return header, struct.pack("<II", len(packed_bytes), len(soa)) + packed_bytes
+
+
+def encode_pcd(cloud: PointCloud, *, data: str = "binary") -> bytes:
+    """The bytes of a PCD v0.7 file holding ``cloud``; ``data`` is ascii, binary or binary_compressed.
+
+    Fields: ``x y z`` float32, ``rgb`` packed float32 (0x00RRGGBB bits) if colours, ``normal_x
+    normal_y normal_z`` float32 if normals.
+    """
+    header, body = _encode_parts(cloud, data)
+    return header + (body.tobytes() if isinstance(body, np.ndarray) else body)
 
 
 def write_pcd(path: PathArg, cloud: PointCloud, *, data: str = "binary", overwrite: bool = False) -> Path:
@@ -486,4 +492,4 @@ def write_pcd(path: PathArg, cloud: PointCloud, *, data: str = "binary", overwri
 
     The file appears whole or not at all (temporary file + rename). Returns the path.
     """
-    return write_atomic(path, encode_pcd(cloud, data=data), overwrite=overwrite)
+    return write_atomic(path, _encode_parts(cloud, data), overwrite=overwrite)

@@ -26,7 +26,7 @@ import numpy as np
 
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import FormatError, InputError
-from depthcloud.io._files import PathArg, byte_rows, format_table, read_input, write_atomic
+from depthcloud.io._files import PathArg, format_table, read_input, records, write_atomic
 
 __all__ = ["PlyElement", "PlyHeader", "PlyProperty", "decode_ply", "encode_ply", "parse_ply_header", "read_ply", "write_ply"]
 
@@ -417,7 +417,7 @@ def _check_comments(comments: Iterable[str]) -> list[str]:
 
 def _encode_parts(cloud: PointCloud, *, binary: bool, byte_order: str,
                   comments: Iterable[str]) -> tuple[bytes, bytes | np.ndarray]:
-    """The header and the body of a PLY file; a binary body is an (N, row bytes) uint8 array."""
+    """The header and the body of a PLY file; a binary body is a packed record array."""
     if not isinstance(cloud, PointCloud):
         raise InputError(f"cloud: expected a PointCloud, got {type(cloud).__name__}")
     if byte_order not in ("<", ">"):
@@ -441,7 +441,7 @@ def _encode_parts(cloud: PointCloud, *, binary: bool, byte_order: str,
     header = ("\n".join(head) + "\n").encode("ascii")
     if not binary:
         return header, format_table([col for _, _, arr in blocks for col in arr.T]).encode("ascii")
-    body = byte_rows([np.asarray(arr, dtype=(byte_order + "f4") if kind == "float" else np.uint8)
+    body = records([np.asarray(arr, dtype=(byte_order + "f4") if kind == "float" else np.uint8)
                       for _, kind, arr in blocks], len(cloud))
     return header, body
 
