@@ -176,6 +176,8 @@ def find_corners(image: np.ndarray, board: Board, *, method: str = "auto") -> tu
         raise InputError(f"method: expected 'auto', 'sb' or 'classic', got {method!r}")
     gray = _to_gray(image, "image")
     found: dict[str, np.ndarray] = {}
+    if min(gray.shape) < 2 * (min(board.pattern_size) + 1) or max(gray.shape) < 2 * (max(board.pattern_size) + 1):
+        return None, ""  # fewer than 2 px per square: no board fits, and the detectors would fail on it
     if method in ("auto", "sb"):
         ok, c = cv2.findChessboardCornersSB(gray, board.pattern_size, flags=cv2.CALIB_CB_NORMALIZE_IMAGE)
         if ok:
