@@ -27,6 +27,16 @@ def test_png_default_scale_is_millimetres(tmp_path):
     assert depth[0, 0] == 0
 
 
+def test_units_convert_to_the_nearest_float32_metre(tmp_path):
+    # Regression: float32(0.001) * 3000 is the float above 3.0, which a max-depth of 3 m then dropped.
+    raw = np.arange(0, 65536, 7, dtype=np.uint16).reshape(1, -1)
+    depth = read_depth(write_raw(tmp_path / "d.png", raw))
+    np.testing.assert_array_equal(depth, (raw.astype(np.float64) / 1000).astype(np.float32))
+    assert read_depth(write_raw(tmp_path / "e.png", np.array([[3000]], np.uint16)))[0, 0] == np.float32(3.0)
+    tum = read_depth(write_raw(tmp_path / "t.png", raw), kind="tum")
+    np.testing.assert_array_equal(tum, (raw.astype(np.float64) / 5000).astype(np.float32))
+
+
 def test_png_custom_depth_scale(tmp_path):
     raw = np.array([[4, 8]], np.uint16)
     np.testing.assert_allclose(read_depth(write_raw(tmp_path / "d.png", raw), depth_scale=0.25), [[1.0, 2.0]])

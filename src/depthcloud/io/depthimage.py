@@ -100,7 +100,8 @@ def read_depth(path: PathArg, *, depth_scale: float | None = None, kind: str = "
     if img.ndim != 2 or img.dtype != np.uint16:
         got = f"{img.dtype} with {1 if img.ndim == 2 else img.shape[2]} channel(s)"
         raise FormatError(f"expected a 16-bit one-channel depth PNG, got {got}", path=name)
-    return (img.astype(np.float32) * np.float32(scale)).astype(np.float32)
+    # Scale in float64, round once: 3000 units × 0.001 must give float32(3.0), not the next float up.
+    return (img.astype(np.float64) * scale).astype(np.float32)
 
 
 def write_depth_png(path: PathArg, depth_m: np.ndarray, *, depth_scale: float = 0.001,
@@ -142,7 +143,7 @@ def read_disparity_png(path: PathArg, *, scale: float) -> np.ndarray:
         img = img[:, :, 0]
     if img.dtype != np.uint8:
         raise FormatError(f"expected an 8-bit disparity image, got {img.dtype}", path=name)
-    return (img.astype(np.float32) / np.float32(s)).astype(np.float32)
+    return (img.astype(np.float64) / s).astype(np.float32)
 
 
 def read_color(path: PathArg) -> np.ndarray:
