@@ -447,8 +447,8 @@ async def record_source(
     compression: str | None = None,
     on_frame: Callable[[Frame], None] | None = None,
 ) -> RecordingStats:
-    """Record ``source`` to ``path`` until ``frames`` frames or ``seconds`` seconds (or the source's
-    end). Starts and stops the source. Compression runs off the event loop. ``on_frame`` is called
+    """Record ``source`` to ``path`` until ``frames`` frames or ``seconds`` seconds (counted from the
+    moment the source is open) or the source's end. Starts and stops the source. Compression runs off the event loop. ``on_frame`` is called
     after each frame is written (progress). The depth scale of sources that have one (RealSense) is
     used to store exact z16.
     """
@@ -458,9 +458,10 @@ async def record_source(
         raise InputError("record: give frames or seconds (or both)")
     scale = getattr(source, "depth_scale", None)
     writer = RecordingWriter(path, compression=compression, overwrite=overwrite, source=source.name)
-    t0 = time.monotonic()
     try:
         async with source:
+            # Time counts from the open source: opening a device or a file is not recording time.
+            t0 = time.monotonic()
             # The scale is known once the source is open.
             scale = getattr(source, "depth_scale", None) or scale
             writer.depth_scale = None if scale is None else float(scale)
@@ -477,8 +478,8 @@ async def record_source(
                 await asyncio.to_thread(writer.write, frame)
                 if on_frame is not None:
                     on_frame(frame)
+            elapsed = time.monotonic() - t0
             stats = source.stats
     finally:
         writer.close()
-    return RecordingStats(writer.frames, stats.dropped, stats.missed, writer.bytes_written,
-                          time.monotonic() - t0)
+    return RecordingStats(writer.frames, stats.dropped, stats.missed, writer.bytes_written, elapsed)
