@@ -100,7 +100,7 @@ def test_disparity_range_from_depths() -> None:
 def test_disparity_range_rejects() -> None:
     with pytest.raises(StereoError, match="needs a rectified rig"):
         disparity_range(StereoRig(rect_rig().left, rect_rig().right, np.eye(3), [-0.1, 0, 0]))
-    with pytest.raises(InputError, match="min_depth_m 2.0 must be below max_depth_m 1.0"):
+    with pytest.raises(InputError, match=r"min_depth_m 2\.0 must be below max_depth_m 1\.0"):
         disparity_range(rect_rig(), min_depth_m=2.0, max_depth_m=1.0)
     with pytest.raises(StereoError, match="no positive disparity"):
         disparity_range(rect_rig(doffs=100.0), min_depth_m=1.0, max_depth_m=2.0)
@@ -243,7 +243,9 @@ def test_rectification_maps_are_cached_and_match_opencv() -> None:
         rig.left.K, rig.left.dist_array, rig.right.K, rig.right.dist_array, (W, H), rig.R, rig.T.reshape(3, 1),
         flags=cv2.CALIB_ZERO_DISPARITY, alpha=0.0,
     )
+    np.testing.assert_allclose(rect.R1, R1, atol=1e-9)
     np.testing.assert_allclose(rect.P1, P1, atol=1e-9)
+    np.testing.assert_allclose(rect.P2, P2, atol=1e-9)
     assert rrig.rectified and rrig.focal_px == pytest.approx(P1[0, 0]) and rrig.doffs_px == pytest.approx(0.0)
     np.testing.assert_allclose(rrig.Q, Q, atol=1e-9)
     already = rect_rig()
