@@ -64,6 +64,7 @@ __all__ = [
 #: librealsense's hole-filling modes, by name, with the number its ``holes_fill`` option takes.
 HOLE_FILL_MODES = {"fill_from_left": 0, "farthest": 1, "nearest": 2}
 _DOMAINS = ("depth", "disparity")
+_COL_BLOCK = 64  # columns per task in the vertical passes
 _Z16_MAX = 65535
 
 if HAVE_NUMBA:
@@ -269,9 +270,40 @@ def _k_spatial_fp_rows(img, alpha, one_minus_alpha, delta):  # type: ignore[no-u
 
 @_pjit
 def _k_spatial_fp_cols(img, alpha, one_minus_alpha, delta):  # type: ignore[no-untyped-def]
-    for c in prange(img.shape[1]):
-        _fp_pass(img[:, c], alpha, one_minus_alpha, delta)
-        _fp_pass(img[::-1, c], alpha, one_minus_alpha, delta)
+    # The same pass as _fp_pass down and up every column, run a row at a time over blocks of
+    # columns so that memory is read along rows.
+    h, w = img.shape
+    nblocks = (w + _COL_BLOCK - 1) // _COL_BLOCK
+    for blk in prange(nblocks):
+        c0 = blk * _COL_BLOCK
+        c1 = min(c0 + _COL_BLOCK, w)
+        state = np.empty(c1 - c0, dtype=img.dtype)
+        prev_inn = np.empty(c1 - c0, dtype=img.dtype)
+        prev_valid = np.empty(c1 - c0, dtype=np.bool_)
+        for rows in (range(h), range(h - 1, -1, -1)):
+            first = True
+            for r in rows:
+                for k in range(c1 - c0):
+                    x = img[r, c0 + k]
+                    if first:
+                        state[k] = x
+                        prev_inn[k] = x
+                        prev_valid[k] = x > 0.0
+                    elif x > 0.0:
+                        if prev_valid[k]:
+                            d = prev_inn[k] - x
+                            if d < delta and d > -delta:
+                                state[k] = x * alpha + state[k] * one_minus_alpha
+                                img[r, c0 + k] = state[k]
+                            else:
+                                state[k] = x
+                        else:
+                            state[k] = x
+                        prev_inn[k] = x
+                        prev_valid[k] = True
+                    else:
+                        prev_valid[k] = False
+                first = False
 
 
 @_pjit
@@ -350,20 +382,26 @@ def _k_spatial_z16_rows(img, alpha, one_minus_alpha, delta, radius):  # type: ig
 def _k_spatial_z16_cols(img, alpha, one_minus_alpha, delta):  # type: ignore[no-untyped-def]
     # librealsense's integer vertical pass. Top to bottom it does not test validity (a pixel next
     # to a hole can be pulled towards 0 when its value is below delta); bottom to top it does.
+    # Each column depends only on itself: blocks of columns run a row at a time.
     h, w = img.shape
-    for c in prange(w):
+    nblocks = (w + _COL_BLOCK - 1) // _COL_BLOCK
+    for blk in prange(nblocks):
+        c0 = blk * _COL_BLOCK
+        c1 = min(c0 + _COL_BLOCK, w)
         for r in range(1, h):
-            a = np.int64(img[r - 1, c])
-            b = np.int64(img[r, c])
-            if abs(a - b) < delta:
-                f = np.float32(b) * alpha + np.float32(a) * one_minus_alpha
-                img[r, c] = np.int64(f + np.float32(0.5))
+            for c in range(c0, c1):
+                a = np.int64(img[r - 1, c])
+                b = np.int64(img[r, c])
+                if abs(a - b) < delta:
+                    f = np.float32(b) * alpha + np.float32(a) * one_minus_alpha
+                    img[r, c] = np.int64(f + np.float32(0.5))
         for r in range(h - 2, -1, -1):
-            a = np.int64(img[r, c])
-            b = np.int64(img[r + 1, c])
-            if a >= 1 and b >= 1 and abs(a - b) < delta:
-                f = np.float32(a) * alpha + np.float32(b) * one_minus_alpha
-                img[r, c] = np.int64(f + np.float32(0.5))
+            for c in range(c0, c1):
+                a = np.int64(img[r, c])
+                b = np.int64(img[r + 1, c])
+                if a >= 1 and b >= 1 and abs(a - b) < delta:
+                    f = np.float32(a) * alpha + np.float32(b) * one_minus_alpha
+                    img[r, c] = np.int64(f + np.float32(0.5))
 
 
 @_pjit
