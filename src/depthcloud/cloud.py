@@ -13,6 +13,7 @@ Named frames (all right-handed, metres):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,6 +23,110 @@ from depthcloud import _validate as v
 from depthcloud.errors import InputError
 
 __all__ = ["FRAMES", "PointCloud", "frame_rotation"]
+
+try:  # the voxel grid has compiled kernels; the numpy fallback gives the same result, slower
+    if os.environ.get("DEPTHCLOUD_NO_NUMBA"):
+        raise ImportError("disabled by DEPTHCLOUD_NO_NUMBA")
+    from numba import njit
+
+    _HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised by the DEPTHCLOUD_NO_NUMBA test
+    _HAVE_NUMBA = False
+
+if _HAVE_NUMBA:
+
+    @njit(cache=True, nogil=True)
+    def _voxel_keys(points, size, keys, kmin, kmax):  # type: ignore[no-untyped-def]
+        for j in range(3):
+            kmin[j] = np.iinfo(np.int64).max
+            kmax[j] = np.iinfo(np.int64).min
+        for i in range(points.shape[0]):
+            for j in range(3):
+                k = np.int64(np.floor(np.float64(points[i, j]) / size))
+                keys[i, j] = k
+                kmin[j] = min(kmin[j], k)
+                kmax[j] = max(kmax[j], k)
+
+    @njit(cache=True, nogil=True)
+    def _dense_ids(lin, ncell, vid):  # type: ignore[no-untyped-def]
+        ids = np.full(ncell, -1, np.int64)
+        for i in range(lin.shape[0]):
+            ids[lin[i]] = 0
+        m = 0
+        for c in range(ncell):
+            if ids[c] == 0:
+                ids[c] = m
+                m += 1
+        for i in range(lin.shape[0]):
+            vid[i] = ids[lin[i]]
+        return m
+
+    @njit(cache=True, nogil=True)
+    def _sorted_ids(lin, order, vid):  # type: ignore[no-untyped-def]
+        m = -1
+        prev = lin[order[0]] - 1
+        for i in range(order.shape[0]):
+            cur = lin[order[i]]
+            if cur != prev:
+                m += 1
+                prev = cur
+            vid[order[i]] = m
+        return m + 1
+
+    @njit(cache=True, nogil=True)
+    def _accumulate(vid, values, sums):  # type: ignore[no-untyped-def]
+        for i in range(vid.shape[0]):
+            k = vid[i]
+            for j in range(values.shape[1]):
+                sums[k, j] += values[i, j]
+
+
+def _voxel_ids(points: np.ndarray, size: float) -> tuple[np.ndarray, int]:
+    """Voxel number of every point (0..m−1, numbered in (x, y, z) voxel-index order) and m."""
+    n = points.shape[0]
+    if _HAVE_NUMBA:
+        keys = np.empty((n, 3), np.int64)
+        kmin = np.empty(3, np.int64)
+        kmax = np.empty(3, np.int64)
+        _voxel_keys(points, size, keys, kmin, kmax)
+        keys -= kmin
+        dims = kmax - kmin + 1
+    else:
+        keys = np.floor(points.astype(np.float64) / size).astype(np.int64)
+        keys -= keys.min(axis=0)
+        dims = keys.max(axis=0) + 1
+    cells = float(dims[0]) * float(dims[1]) * float(dims[2])
+    if cells < 2.0**62:
+        # A linear index ordered like the (x, y, z) keys: one int64 sort instead of a row-unique.
+        lin = (keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]
+    else:
+        lin = np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
+        cells = float(lin.max() + 1)
+    vid = np.empty(n, np.int64)
+    if cells <= max(4.0 * n, 2.0**20):  # dense enough to count: no sort at all
+        ncell = int(cells)
+        if _HAVE_NUMBA:
+            return vid, int(_dense_ids(lin, ncell, vid))
+        occupied = np.bincount(lin, minlength=ncell) > 0
+        ids = np.cumsum(occupied) - 1
+        return ids[lin], int(occupied.sum())
+    order = np.argsort(lin)
+    if _HAVE_NUMBA:
+        return vid, int(_sorted_ids(lin, order, vid))
+    lin_s = lin[order]
+    new = np.concatenate(([True], lin_s[1:] != lin_s[:-1]))
+    vid[order] = np.cumsum(new) - 1
+    return vid, int(new.sum())
+
+
+def _voxel_mean(vid: np.ndarray, m: int, counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(m, C) float64 mean of ``values`` (N, C) per voxel number."""
+    if _HAVE_NUMBA:
+        sums = np.zeros((m, values.shape[1]), np.float64)
+        _accumulate(vid, values, sums)
+    else:
+        sums = np.stack([np.bincount(vid, weights=values[:, j], minlength=m) for j in range(values.shape[1])], axis=1)
+    return sums / counts[:, None]
 
 # Rotation taking optical-frame coordinates into each named frame: p_frame = R @ p_optical.
 FRAMES: dict[str, np.ndarray] = {
@@ -167,44 +272,17 @@ class PointCloud:
         n = len(self)
         if n == 0:
             return self
-        keys = np.floor(self.points.astype(np.float64) / size)
-        if not np.isfinite(keys).all() or np.abs(keys).max() >= 2.0**62:
+        if float(np.abs(self.points).max()) / size >= 2.0**62:
             raise InputError(f"voxel_m: {size} is too small for the extent of this cloud")
-        keys_i = keys.astype(np.int64)
-        keys_i -= keys_i.min(axis=0)
-        dims = keys_i.max(axis=0) + 1
-        cells = float(dims[0]) * float(dims[1]) * float(dims[2])
-        if cells < 2.0**62:
-            # A linear index ordered like the (x, y, z) keys; one int64 sort instead of a row-unique.
-            lin = (keys_i[:, 0] * dims[1] + keys_i[:, 1]) * dims[2] + keys_i[:, 2]
-        else:
-            lin = np.unique(keys_i, axis=0, return_inverse=True)[1].reshape(-1)
-            cells = float(lin.max() + 1)
-        if cells <= max(4.0 * n, 2.0**20):
-            # Dense enough for counting: every sum is one bincount, no sort at all.
-            ncell = int(cells)
-            counts_all = np.bincount(lin, minlength=ncell)
-            occupied = np.flatnonzero(counts_all)
-            counts = counts_all[occupied].astype(np.float64)
-
-            def mean(values: np.ndarray) -> np.ndarray:
-                cols = [np.bincount(lin, weights=values[:, j], minlength=ncell)[occupied] for j in range(3)]
-                return np.stack(cols, axis=1) / counts[:, None]
-        else:
-            order = np.argsort(lin, kind="stable")
-            lin_s = lin[order]
-            starts = np.flatnonzero(np.concatenate(([True], lin_s[1:] != lin_s[:-1])))
-            counts = np.diff(np.append(starts, n)).astype(np.float64)
-
-            def mean(values: np.ndarray) -> np.ndarray:
-                sums = np.add.reduceat(values[order].astype(np.float64), starts, axis=0)
-                return sums / counts[:, None]
-
-        pts = mean(self.points).astype(np.float32)
-        cols = None if self.colors is None else np.clip(np.rint(mean(self.colors)), 0, 255).astype(np.uint8)
+        vid, m = _voxel_ids(self.points, size)
+        counts = np.bincount(vid, minlength=m).astype(np.float64)
+        pts = _voxel_mean(vid, m, counts, self.points).astype(np.float32)
+        cols = None
+        if self.colors is not None:
+            cols = np.clip(np.rint(_voxel_mean(vid, m, counts, self.colors)), 0, 255).astype(np.uint8)
         nrm = None
         if self.normals is not None:
-            nm = mean(self.normals)
+            nm = _voxel_mean(vid, m, counts, self.normals)
             length = np.linalg.norm(nm, axis=1, keepdims=True)
             nrm = (nm / np.where(length > 0, length, 1.0)).astype(np.float32)
         return PointCloud._trusted(pts, cols, nrm, self.frame, self.stamp)
