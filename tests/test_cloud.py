@@ -275,3 +275,32 @@ def test_operations_do_not_modify_input(rng):
     c.to_frame("zup")
     c.remove_statistical_outliers(neighbors=5)
     assert all(np.array_equal(x, y) for x, y in zip(before, (c.points, c.colors, c.normals), strict=True))
+
+
+def test_voxel_downsample_numpy_fallback_equals_compiled(rng, tmp_path):
+    """The numpy fallback (DEPTHCLOUD_NO_NUMBA=1, in a subprocess) gives the compiled kernels' answer,
+    on both the counting (dense) and the sorting (sparse) path."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pts = np.concatenate([rng.uniform(0, 1, (300, 3)), rng.uniform(0, 0.05, (30, 3)) + 5000.0]).astype(np.float32)
+    cols = rng.integers(0, 256, (len(pts), 3), dtype=np.uint8)
+    np.savez(tmp_path / "c.npz", p=pts, c=cols)
+    code = (
+        "import sys, numpy as np\n"
+        "from depthcloud import PointCloud\n"
+        "d = np.load(sys.argv[1])\n"
+        "c = PointCloud(d['p'], d['c'])\n"
+        "a, b = c.voxel_downsample(0.1), c.voxel_downsample(0.004)\n"
+        "np.savez(sys.argv[2], ap=a.points, ac=a.colors, bp=b.points, bc=b.colors)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "c.npz"), str(tmp_path / "o.npz")], check=True,
+                   env={**os.environ, "DEPTHCLOUD_NO_NUMBA": "1"}, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    slow = np.load(tmp_path / "o.npz")
+    cloud = PointCloud(pts, cols)
+    for key, size in (("a", 0.1), ("b", 0.004)):
+        fast = cloud.voxel_downsample(size)
+        assert np.allclose(fast.points, slow[key + "p"], atol=1e-6)
+        assert np.array_equal(fast.colors, slow[key + "c"])
