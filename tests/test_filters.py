@@ -445,3 +445,10 @@ def test_pure_python_fallback_gives_the_same_numbers(tmp_path: Path, frame: Fram
     with np.load(tmp_path / "o.npz") as ref:
         for i, a in enumerate(ours):
             np.testing.assert_array_equal(a, ref[f"arr_{i}"])
+
+
+def test_temporal_disparity_reads_nan_as_invalid() -> None:
+    tf = F.TemporalFilter(domain="disparity", persistence=0)
+    tf.apply(np.array([[100.0, 100.0]], np.float32))
+    out = tf.apply(np.array([[np.nan, 101.0]], np.float32))
+    assert out[0, 0] == 0 and out[0, 1] == pytest.approx(0.4 * 101 + 0.6 * 100)

@@ -463,7 +463,7 @@ def _k_to_depth(disp, factor, scale, out):  # type: ignore[no-untyped-def]
 
 
 def _depth(name: str, value: Any) -> np.ndarray:
-    """(H, W) float32 C-contiguous depth, NaN and negatives as 0 (a copy only when needed)."""
+    """(H, W) float32 C-contiguous (a copy only when needed); the kernels read NaN and ≤ 0 as invalid."""
     d = v.image(name, value, kinds="fui")
     if d.dtype != np.float32 or not d.flags.c_contiguous:
         d = np.ascontiguousarray(d, dtype=np.float32)
@@ -648,7 +648,8 @@ class TemporalFilter:
         self._index = 0
 
     def apply(self, image: np.ndarray) -> np.ndarray:
-        """Filter the next frame: (H, W) float32 depth metres or disparity (see ``domain``).
+        """Filter the next frame: (H, W) float32 depth metres or disparity (see ``domain``);
+        0 and NaN are invalid.
 
         Returns a new (H, W) float32 array; the input is not modified.
         """
@@ -657,7 +658,7 @@ class TemporalFilter:
             out = _from_z16(self._step(_to_z16(d, self.depth_scale)), self.depth_scale)
             return out
         disp = _depth("disparity", image)
-        return self._step(disp.copy())
+        return self._step(np.nan_to_num(disp, nan=0.0, posinf=0.0, neginf=0.0))
 
     def _step(self, frame: np.ndarray) -> np.ndarray:
         if self._last is None or self._last.shape != frame.shape or self._last.dtype != frame.dtype:
