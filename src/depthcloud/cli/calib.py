@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from depthcloud.cli._common import check_input, check_output, console, err_console, progress
+from depthcloud.cli._common import check_input, check_output, console, progress
 from depthcloud.errors import CalibrationError, InputError, StereoError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
@@ -62,11 +62,8 @@ def _outputs(paths: Sequence[Path | None], *, overwrite: bool) -> None:
 def _detect(paths: list[Path], board: Any, method: str, label: str) -> list[Any]:
     from depthcloud.calibrate import detect_corners
 
-    dets = [detect_corners(p, board, method=method) for p in progress(paths, total=len(paths), label=label)]
-    missing = [d.name for d in dets if not d.found]
-    if missing:
-        err_console.print(f"board not found in {len(missing)} view(s), skipped: {', '.join(missing)}")
-    return dets
+    # Views without the board are listed by the report (or named by the error when too few remain).
+    return [detect_corners(p, board, method=method) for p in progress(paths, total=len(paths), label=label)]
 
 
 def _pictures(folder: Path, dets: Sequence[Any], board: Any, *, overwrite: bool) -> int:
