@@ -73,8 +73,9 @@ def test_non_finite_rows_are_dropped():
 
 @pytest.mark.parametrize("data,match", [
     (b"1 2 3 4\n", r"p\.xyz: line 1: expected 3 \(x y z\) or 6 \(x y z r g b\) columns, got 4"),
-    (b"1 2 3\n4 5\n", r"p\.xyz: line 2: expected 3 columns like the first row, got 2"),
-    (b"1 2 3\n4 5 six\n", r"line 2: expected numbers, got '4 5 six'"),
+    (b"1 2 3\n4 5\n", r"p\.xyz: line 2: expected 3 values, got 2"),
+    (b"1 2 3\n4 5 six\n", r"line 2: expected a number, got 'six'"),
+    (b"1 2 3\n4 5 6 7\n8 9\n", r"p\.xyz: line 2: expected 3 values, got 4"),
     (b"1 2 3 0 0 0\n1 2 3 0 300 0\n", r"line 2: colours must be 0..255"),
 ])
 def test_text_bad_input(data, match):

@@ -183,6 +183,7 @@ GOOD = b"FIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH %d\nHEIGHT 1\n
     (GOOD % (3, 3, b"ascii") + b"1 2 3\n", r"POINTS 3 but only 1 data lines"),
     (GOOD % (2, 2, b"ascii") + b"1 2 3\n4 5\n", r"data line 2: expected 3 values, got 2"),
     (GOOD % (1, 1, b"ascii") + b"1 2 x\n", r"data line 1: expected a number, got 'x'"),
+    (GOOD % (2, 2, b"ascii") + b"1 2 3 4\n5 6\n", r"data line 1: expected 3 values, got 4"),
     (GOOD % (10, 10, b"binary") + b"\x00" * 100, r"POINTS 10 needs 120 bytes of binary data, got 100"),
     (GOOD % (2, 2, b"binary_compressed") + b"\x01\x00", r"size prefix is missing"),
     (GOOD % (2, 2, b"binary_compressed") + struct.pack("<II", 4, 20) + b"abcd",

@@ -258,9 +258,12 @@ HEAD = b"ply\nformat binary_little_endian 1.0\nelement vertex %d\nproperty float
     (b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
      b"end_header\n1 2 3\n4 5 6\n", r"line 3: element 'vertex' declares 3 rows but only 2 lines"),
     (b"ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\n"
-     b"end_header\n1 2 3\n4 5\n", r"line 9: expected 3 values for element 'vertex', got 2"),
+     b"end_header\n1 2 3\n4 5\n", r"line 9: element 'vertex': expected 3 values, got 2"),
     (b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\n"
-     b"end_header\n1 two 3\n", r"line 8: expected a number, got 'two'"),
+     b"end_header\n1 two 3\n", r"line 8: element 'vertex': expected a number, got 'two'"),
+    # Regression: rows with too many and too few values used to pass when their total was right.
+    (b"ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\n"
+     b"end_header\n1 2 3 4\n5 6\n", r"line 8: element 'vertex': expected 3 values, got 4"),
     (b"ply\nformat binary_little_endian 1.0\nelement face 1\nproperty list uchar int v\nelement vertex 0\n"
      b"property float x\nend_header\n\x05\x00", r"element 'face' row 0: the body ends early"),
 ])

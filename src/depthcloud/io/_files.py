@@ -17,9 +17,18 @@ import numpy as np
 
 from depthcloud.errors import InputError, OutputExistsError
 
-__all__ = ["format_table", "read_input", "records", "write_atomic"]
+__all__ = ["RowError", "format_table", "is_number", "number_table", "read_input", "records", "write_atomic"]
 
 PathArg = str | PathLike[str]
+
+
+class RowError(ValueError):
+    """A text row that is not what the table wants; ``index`` is its 0-based position in the rows."""
+
+    def __init__(self, index: int, message: str) -> None:
+        self.index = index
+        self.message = message
+        super().__init__(f"row {index}: {message}")
 
 
 def read_input(path: PathArg) -> bytes:
@@ -101,3 +110,38 @@ def records(blocks: Sequence[np.ndarray], n: int) -> np.ndarray:
     for i, c in enumerate(columns):
         rec[f"f{i}"] = c
     return rec
+
+
+def number_table(lines: Sequence[str], ncol: int) -> np.ndarray:
+    """A (len(lines), ncol) float64 table from text lines of ``ncol`` whitespace-separated numbers.
+
+    Raises :class:`RowError` for the first line with another count or a word that is not a number.
+    """
+    if not lines:
+        return np.empty((0, ncol), dtype=np.float64)
+    try:
+        table = np.loadtxt(lines, dtype=np.float64, comments=None, ndmin=2)  # numpy's C parser
+    except ValueError:
+        table = None
+    if table is not None and table.shape == (len(lines), ncol):
+        return table
+    rows = []
+    for i, line in enumerate(lines):
+        words = line.split()
+        if len(words) != ncol:
+            raise RowError(i, f"expected {ncol} values, got {len(words)}")
+        try:
+            rows.append([float(w) for w in words])
+        except ValueError:
+            bad = next(w for w in words if not is_number(w))
+            raise RowError(i, f"expected a number, got {bad!r}") from None
+    # Every word is a number to Python (e.g. "1_000") though not to numpy's parser.
+    return np.array(rows, dtype=np.float64).reshape(len(lines), ncol)
+
+
+def is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True

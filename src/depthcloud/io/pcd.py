@@ -26,7 +26,15 @@ import numpy as np
 
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import FormatError, InputError
-from depthcloud.io._files import PathArg, format_table, read_input, records, write_atomic
+from depthcloud.io._files import (
+    PathArg,
+    RowError,
+    format_table,
+    number_table,
+    read_input,
+    records,
+    write_atomic,
+)
 
 __all__ = ["PcdHeader", "decode_pcd", "encode_pcd", "lzf_compress", "lzf_decompress", "read_pcd", "write_pcd"]
 
@@ -331,23 +339,10 @@ def _decode_ascii(body: bytes, h: PcdHeader, dt: np.dtype, path: PathArg | None)
     lines = [ln for ln in body.decode("latin-1").splitlines() if ln.strip()]
     if len(lines) < h.points:
         raise _fail(f"POINTS {h.points} but only {len(lines)} data lines (truncated file or lying header)", path)
-    lines = lines[:h.points]
     try:
-        values = np.array(" ".join(lines).split(), dtype=np.float64)
-    except ValueError:
-        values = None
-    if values is None or values.size != ncol * h.points:
-        for i, ln in enumerate(lines):
-            words = ln.split()
-            if len(words) != ncol:
-                raise _fail(f"data line {i + 1}: expected {ncol} values, got {len(words)}", path)
-            for w in words:
-                try:
-                    float(w)
-                except ValueError:
-                    raise _fail(f"data line {i + 1}: expected a number, got {w!r}", path) from None
-        raise _fail("malformed ascii data", path)
-    table = values.reshape(h.points, ncol)
+        table = number_table(lines[:h.points], ncol)
+    except RowError as exc:
+        raise _fail(f"data line {exc.index + 1}: {exc.message}", path) from None
     out = np.empty(h.points, dtype=dt)
     col = 0
     for name, count, kind, size in zip(dt.names or (), h.counts, h.types, h.sizes, strict=True):

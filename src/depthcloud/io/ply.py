@@ -26,7 +26,15 @@ import numpy as np
 
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import FormatError, InputError
-from depthcloud.io._files import PathArg, format_table, read_input, records, write_atomic
+from depthcloud.io._files import (
+    PathArg,
+    RowError,
+    format_table,
+    number_table,
+    read_input,
+    records,
+    write_atomic,
+)
 
 __all__ = ["PlyElement", "PlyHeader", "PlyProperty", "decode_ply", "encode_ply", "parse_ply_header", "read_ply", "write_ply"]
 
@@ -254,23 +262,10 @@ def _decode_ascii(data: bytes, header: PlyHeader, path: PathArg | None) -> dict[
             continue
         if el.has_lists:
             return _ascii_rows_with_lists(chunk, el, path)
-        nprop = len(el.properties)
         try:
-            values = np.array(" ".join(ln for _, ln in chunk).split(), dtype=np.float64)
-        except ValueError:
-            values = None
-        if values is None or values.size != nprop * el.count:
-            for number, ln in chunk:
-                words = ln.split()
-                if len(words) != nprop:
-                    raise _fail(f"expected {nprop} values for element {el.name!r}, got {len(words)}", path, number)
-                for w in words:
-                    try:
-                        float(w)
-                    except ValueError:
-                        raise _fail(f"expected a number, got {w!r}", path, number) from None
-            raise _fail(f"element {el.name!r}: malformed rows", path, el.line)
-        table = values.reshape(el.count, nprop)
+            table = number_table([ln for _, ln in chunk], len(el.properties))
+        except RowError as exc:
+            raise _fail(f"element {el.name!r}: {exc.message}", path, chunk[exc.index][0]) from None
         return {p.name: _cast(table[:, i], p.type) for i, p in enumerate(el.properties)}
     return None
 

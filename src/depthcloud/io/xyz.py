@@ -17,19 +17,19 @@ import numpy as np
 
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import FormatError, InputError
-from depthcloud.io._files import PathArg, format_table, read_input, write_atomic
+from depthcloud.io._files import (
+    PathArg,
+    RowError,
+    format_table,
+    is_number,
+    number_table,
+    read_input,
+    write_atomic,
+)
 
 __all__ = ["decode_xyz", "encode_xyz", "read_xyz", "write_xyz"]
 
 _SPLIT = re.compile(r"[,;\s]+")
-
-
-def _number_row(words: list[str]) -> bool:
-    try:
-        [float(w) for w in words]
-    except ValueError:
-        return False
-    return True
 
 
 def decode_xyz(data: bytes, *, path: PathArg | None = None) -> PointCloud:
@@ -42,7 +42,7 @@ def decode_xyz(data: bytes, *, path: PathArg | None = None) -> PointCloud:
         if not line or line.startswith("#") or line.startswith("//"):
             continue
         rows.append((number, [w for w in _SPLIT.split(line) if w]))
-    if rows and not _number_row(rows[0][1]):
+    if rows and not all(is_number(w) for w in rows[0][1]):
         rows = rows[1:]  # a header line of column names
     if not rows:
         return PointCloud._trusted(np.empty((0, 3), np.float32))
@@ -50,18 +50,9 @@ def decode_xyz(data: bytes, *, path: PathArg | None = None) -> PointCloud:
     if ncol not in (3, 6):
         raise FormatError(f"expected 3 (x y z) or 6 (x y z r g b) columns, got {ncol}", path=path, line=rows[0][0])
     try:
-        table = np.array([w for _, words in rows for w in words], dtype=np.float64)
-    except ValueError:
-        table = None
-    if table is None or table.size != ncol * len(rows):
-        for number, words in rows:
-            if len(words) != ncol:
-                raise FormatError(f"expected {ncol} columns like the first row, got {len(words)}", path=path,
-                                  line=number)
-            if not _number_row(words):
-                raise FormatError(f"expected numbers, got {' '.join(words)!r}", path=path, line=number)
-        raise FormatError("malformed rows", path=path)
-    table = table.reshape(len(rows), ncol)
+        table = number_table([" ".join(words) for _, words in rows], ncol)
+    except RowError as exc:
+        raise FormatError(exc.message, path=path, line=rows[exc.index][0]) from None
     with np.errstate(over="ignore", invalid="ignore"):
         pts = table[:, :3].astype(np.float32)
     keep = np.isfinite(pts).all(axis=1)
