@@ -181,3 +181,12 @@ def test_write_creates_parent_folders(tmp_path, rng):
 def test_read_cloud_missing_file(tmp_path):
     with pytest.raises(InputError, match=r"none\.pcd: no such file"):
         read_cloud(tmp_path / "none.pcd")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path, rng):
+    # Regression: writing through tempfile.mkstemp left every output readable by its owner only.
+    reference = tmp_path / "plain.bin"
+    reference.write_bytes(b"x")
+    path = write_cloud(tmp_path / "c.ply", make_cloud(rng, 2))
+    assert path.stat().st_mode & 0o777 == reference.stat().st_mode & 0o777
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.ply", "plain.bin"]

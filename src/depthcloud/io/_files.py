@@ -8,7 +8,7 @@ This module must not know any format.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -47,6 +47,18 @@ def read_input(path: PathArg) -> bytes:
 Buffer = bytes | bytearray | memoryview | np.ndarray
 
 
+def _create_temporary(p: Path) -> tuple[int, str]:
+    """A new hidden file beside ``p``, opened for writing. Unlike ``tempfile.mkstemp`` (mode 0600)
+    its mode is 0666 less the umask, the mode the renamed file should have."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = str(p.parent / f".{p.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def write_atomic(path: PathArg, data: Buffer | Sequence[Buffer], *, overwrite: bool) -> Path:
     """Write ``data`` (one buffer, or several written one after another) to ``path`` through a
     temporary file in the same folder and a rename.
@@ -62,7 +74,7 @@ def write_atomic(path: PathArg, data: Buffer | Sequence[Buffer], *, overwrite: b
         raise OutputExistsError("exists; pass overwrite=True (--overwrite) to replace it", path=p)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        fd, tmp = _create_temporary(p)
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror or exc}", path=p) from exc
     try:
