@@ -266,6 +266,10 @@ HEAD = b"ply\nformat binary_little_endian 1.0\nelement vertex %d\nproperty float
      b"end_header\n1 2 3 4\n5 6\n", r"line 8: element 'vertex': expected 3 values, got 4"),
     (b"ply\nformat binary_little_endian 1.0\nelement face 1\nproperty list uchar int v\nelement vertex 0\n"
      b"property float x\nend_header\n\x05\x00", r"element 'face' row 0: the body ends early"),
+    # Regression: a huge count on a vertex element with a list property was allocated before any check.
+    (b"ply\nformat binary_little_endian 1.0\nelement vertex 1000000000000\nproperty float x\nproperty float y\n"
+     b"property float z\nproperty list uchar int v\nend_header\n\x00",
+     r"line 3: element 'vertex' declares 1000000000000 rows \(at least 13000000000000 bytes\) but the body has 1"),
 ])
 def test_bad_input_names_file_and_line(data, match):
     with pytest.raises(FormatError, match=match):

@@ -189,6 +189,10 @@ def _scalar_dtype(props: Iterable[PlyProperty], order: str) -> np.dtype:
 def _walk_binary(data: bytes, offset: int, el: PlyElement, order: str, path: PathArg | None,
                  keep: bool) -> tuple[int, dict[str, np.ndarray]]:
     """Step over an element with list properties row by row; keep its scalar columns if asked."""
+    least = sum(np.dtype(p.count_type or p.type).itemsize for p in el.properties)  # a row with empty lists
+    if offset + el.count * least > len(data):
+        raise _fail(f"element {el.name!r} declares {el.count} rows (at least {el.count * least} bytes) but the "
+                    f"body has {len(data) - offset} bytes left (truncated file or lying header)", path, el.line)
     scalars = [p for p in el.properties if p.count_type is None]
     columns = {p.name: np.empty(el.count if keep else 0, dtype=p.type) for p in scalars}
     mv = memoryview(data)
