@@ -361,7 +361,8 @@ def compute_disparity(
     nd = v.integer("num_disparities", num_disparities, low=16)
     if nd % 16:
         raise InputError(f"num_disparities: expected a multiple of 16, got {nd}")
-    return _match(a, b, p, _engine(p, 1 if (p.normalize_window or a.ndim == 2) else 3, md, nd))[0]
+    disp, matched = _match(a, b, p, _engine(p, 1 if (p.normalize_window or a.ndim == 2) else 3, md, nd))
+    return _full_disparity(disp, matched, a.shape)[0]
 
 
 def _pair(left: Any, right: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -390,21 +391,22 @@ def _engine(p: MatcherParams, channels: int, min_disp: int, num_disp: int) -> _E
 
 
 def _match(left: np.ndarray, right: np.ndarray, p: MatcherParams, eng: _Engine) -> tuple[np.ndarray, np.ndarray]:
+    """(disparity, matched) at the matching resolution (``p.scale``), in pixels of that resolution.
+
+    Hole filling and smoothing run at the matching resolution too; :func:`_full` brings results back.
+    """
     h, w = left.shape[:2]
     a, b = left, right
     if p.scale != 1.0:
         size = (max(1, round(w * p.scale)), max(1, round(h * p.scale)))
         a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
         b = cv2.resize(b, size, interpolation=cv2.INTER_AREA)
+    guide = a
     if p.normalize_window:
         a, b = _normalize(_gray(a), p.normalize_window), _normalize(_gray(b), p.normalize_window)
     elif eng.channels == 1:
         a, b = _gray(a), _gray(b)
-    disp, matched = eng.run(a, b, a)
-    if p.scale != 1.0:
-        sx = w / disp.shape[1]
-        disp = cv2.resize(disp, (w, h), interpolation=cv2.INTER_NEAREST) * np.float32(sx)
-        matched = np.isfinite(disp)
+    disp, matched = eng.run(a, b, guide)
     if p.fill:
         disp = _fill(disp)
         if p.median:
@@ -412,10 +414,24 @@ def _match(left: np.ndarray, right: np.ndarray, p: MatcherParams, eng: _Engine) 
         if p.weighted_median:
             known = np.isfinite(disp)
             disp = _ximgproc().weightedMedianFilter(
-                left, np.where(known, disp, np.float32(0.0)), p.weighted_median, p.weighted_median_sigma
+                guide, np.where(known, disp, np.float32(0.0)), p.weighted_median, p.weighted_median_sigma
             )
             disp[~known] = np.nan
     return disp, matched
+
+
+def _full(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A matching-resolution map at the image size (nearest neighbour, so no value is invented)."""
+    if image.shape[:2] == shape[:2]:
+        return image
+    return cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def _full_disparity(disp: np.ndarray, matched: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    if disp.shape[:2] == shape[:2]:
+        return disp, matched
+    sx = np.float32(shape[1] / disp.shape[1])
+    return _full(disp, shape) * sx, _full(matched.view(np.uint8), shape).view(bool)
 
 
 # -- the pipeline --------------------------------------------------------------------------------------
@@ -499,6 +515,9 @@ class StereoMatcher:
     def disparity(self, left_rect: np.ndarray, right_rect: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(disparity (H, W) float32 px NaN = invalid, matched (H, W) bool) of a rectified pair."""
         a, b = _pair(left_rect, right_rect)
+        return _full_disparity(*self._match(a, b), a.shape)
+
+    def _match(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         channels = 1 if (self.params.normalize_window or a.ndim == 2) else 3
         eng = self._engines.get(channels)
         if eng is None:
@@ -508,8 +527,13 @@ class StereoMatcher:
     def __call__(self, left: np.ndarray, right: np.ndarray) -> StereoResult:
         """Rectify, match, and reconstruct one pair. left, right: (H, W, 3) uint8 RGB of the rig's size."""
         lr, rr = self.rectify(left, right)
-        disp, matched = self.disparity(lr, rr)
-        depth = disparity_to_depth(disp, self.rig.focal_px, self.rig.baseline_m, doffs_px=self.rig.doffs_px)
+        d_low, m_low = self._match(lr, rr)
+        # Depth is computed where the matching happened (a quarter of the pixels for ``fast``) and
+        # then enlarged like the disparity: nearest-neighbour enlarging commutes with Z = f·B/(d + doffs).
+        sx = lr.shape[1] / d_low.shape[1]
+        depth = _full(disparity_to_depth(d_low * np.float32(sx) if sx != 1 else d_low, self.rig.focal_px,
+                                         self.rig.baseline_m, doffs_px=self.rig.doffs_px), lr.shape)
+        disp, matched = _full_disparity(d_low, m_low, lr.shape)
         color = lr if lr.ndim == 3 else np.repeat(lr[:, :, None], 3, axis=2)
         # Without hole filling every finite disparity was matched, and depth is already 0 elsewhere.
         cloud = self._unproject(
