@@ -14,10 +14,12 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import recfunctions as rf
 
 from depthcloud.errors import InputError, OutputExistsError
 
-__all__ = ["RowError", "format_table", "is_number", "number_table", "read_input", "records", "write_atomic"]
+__all__ = ["RowError", "finite_rows", "format_table", "gather", "is_number", "number_table", "read_input", "records",
+           "write_atomic"]
 
 PathArg = str | PathLike[str]
 
@@ -157,3 +159,22 @@ def is_number(word: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def gather(rec: np.ndarray, names: Sequence[str], dtype: type | None = None) -> np.ndarray:
+    """The named fields of a record array as an (N, len(names)) array that owns its memory.
+
+    One strided copy (and cast to ``dtype``, overflow → inf), three times faster than stacking columns.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = rf.structured_to_unstructured(rec[list(names)], dtype=dtype)
+    return np.require(out, requirements=["C", "O"])
+
+
+def finite_rows(points: np.ndarray, *others: np.ndarray | None) -> tuple[np.ndarray, tuple[np.ndarray | None, ...]]:
+    """``points`` (N, 3) and the per-point arrays in ``others``, without the rows whose point is not finite."""
+    finite = np.isfinite(points)
+    if finite.all():  # the whole-array test is cheap; the per-row one is only needed when it fails
+        return points, others
+    valid = finite[:, 0] & finite[:, 1] & finite[:, 2]
+    return points[valid], tuple(None if o is None else o[valid] for o in others)

@@ -29,7 +29,9 @@ from depthcloud.errors import FormatError, InputError
 from depthcloud.io._files import (
     PathArg,
     RowError,
+    finite_rows,
     format_table,
+    gather,
     number_table,
     read_input,
     records,
@@ -368,7 +370,12 @@ def _decode_ascii(body: bytes, h: PcdHeader, dt: np.dtype, path: PathArg | None)
 
 
 def _unpack_rgb(column: np.ndarray) -> np.ndarray:
-    raw = np.ascontiguousarray(column).view(np.uint32) if column.dtype.itemsize == 4 else column.astype(np.uint32)
+    """(N, 3) uint8 RGB from a packed 0x??RRGGBB column (float or uint bits)."""
+    if column.dtype.itemsize == 4:
+        # Little-endian bytes of 0xAARRGGBB are B, G, R, A: reverse the first three.
+        quads = np.ascontiguousarray(column).view("<u4").view(np.uint8).reshape(-1, 4)
+        return np.ascontiguousarray(quads[:, 2::-1])
+    raw = column.astype(np.uint64)
     return np.stack([(raw >> 16) & 0xFF, (raw >> 8) & 0xFF, raw & 0xFF], axis=1).astype(np.uint8)
 
 
@@ -389,30 +396,20 @@ def decode_pcd(data: bytes, *, path: PathArg | None = None) -> PointCloud:
         if h.counts[i] != 1:
             raise _fail(f"field {axis!r} has COUNT {h.counts[i]}, expected 1", path)
     rec = _decode_body(data, h, path)
-    with np.errstate(over="ignore", invalid="ignore"):
-        pts = np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float32)
-    valid = np.isfinite(pts).all(axis=1)
-    colors = None
-    for name in ("rgb", "rgba"):
-        if name in h.fields and h.counts[h.fields.index(name)] == 1:
-            colors = _unpack_rgb(rec[name])
-            break
-    normals = None
-    if all(f in h.fields and h.counts[h.fields.index(f)] == 1 for f in ("normal_x", "normal_y", "normal_z")):
-        with np.errstate(over="ignore", invalid="ignore"):
-            normals = np.stack([rec["normal_x"], rec["normal_y"], rec["normal_z"]], axis=1).astype(np.float32)
-    if not valid.all():
-        pts = pts[valid]
-        colors = None if colors is None else colors[valid]
-        normals = None if normals is None else normals[valid]
+    single = {f for f, c in zip(h.fields, h.counts, strict=True) if c == 1}
+    colour = next((name for name in ("rgb", "rgba") if name in single), None)
+    has_normals = {"normal_x", "normal_y", "normal_z"} <= single
+    pts, (colors, normals) = finite_rows(
+        gather(rec, ("x", "y", "z"), np.float32),
+        None if colour is None else _unpack_rgb(rec[colour]),
+        gather(rec, ("normal_x", "normal_y", "normal_z"), np.float32) if has_normals else None,
+    )
     frame = "optical"
     for c in h.comments:
         words = c.split()
         if len(words) == 2 and words[0] == "frame":
             frame = words[1]
-    return PointCloud._trusted(
-        np.ascontiguousarray(pts), None if colors is None else np.ascontiguousarray(colors),
-        None if normals is None else np.ascontiguousarray(normals), frame)
+    return PointCloud._trusted(pts, colors, normals, frame)
 
 
 def read_pcd(path: PathArg) -> PointCloud:

@@ -29,7 +29,9 @@ from depthcloud.errors import FormatError, InputError
 from depthcloud.io._files import (
     PathArg,
     RowError,
+    finite_rows,
     format_table,
+    gather,
     number_table,
     read_input,
     records,
@@ -220,7 +222,7 @@ def _walk_binary(data: bytes, offset: int, el: PlyElement, order: str, path: Pat
     return offset, columns
 
 
-def _decode_binary(data: bytes, header: PlyHeader, path: PathArg | None) -> dict[str, np.ndarray] | None:
+def _decode_binary(data: bytes, header: PlyHeader, path: PathArg | None) -> np.ndarray | None:
     order = header.byte_order or "<"
     offset = header.body_offset
     for el in header.elements:
@@ -233,17 +235,16 @@ def _decode_binary(data: bytes, header: PlyHeader, path: PathArg | None) -> dict
                     f"element {el.name!r} declares {el.count} rows ({need} bytes) but the body has "
                     f"{len(data) - offset} bytes left (truncated file or lying header)", path, el.line)
             if is_vertex:
-                arr = np.frombuffer(data, dtype=dt, count=el.count, offset=offset)
-                return {name: arr[name] for name in dt.names or ()}
+                return np.frombuffer(data, dtype=dt, count=el.count, offset=offset)
             offset += need
         else:
             offset, cols = _walk_binary(data, offset, el, order, path, keep=is_vertex)
             if is_vertex:
-                return cols
+                return _records(cols, el.count)
     return None
 
 
-def _decode_ascii(data: bytes, header: PlyHeader, path: PathArg | None) -> dict[str, np.ndarray] | None:
+def _decode_ascii(data: bytes, header: PlyHeader, path: PathArg | None) -> np.ndarray | None:
     body = data[header.body_offset:]
     try:
         text = body.decode("ascii")
@@ -265,12 +266,12 @@ def _decode_ascii(data: bytes, header: PlyHeader, path: PathArg | None) -> dict[
         if el.name != "vertex":
             continue
         if el.has_lists:
-            return _ascii_rows_with_lists(chunk, el, path)
+            return _records(_ascii_rows_with_lists(chunk, el, path), el.count)
         try:
             table = number_table([ln for _, ln in chunk], len(el.properties))
         except RowError as exc:
             raise _fail(f"element {el.name!r}: {exc.message}", path, chunk[exc.index][0]) from None
-        return {p.name: _cast(table[:, i], p.type) for i, p in enumerate(el.properties)}
+        return _records({p.name: _cast(table[:, i], p.type) for i, p in enumerate(el.properties)}, el.count)
     return None
 
 
@@ -305,17 +306,25 @@ def _ascii_rows_with_lists(chunk: list[tuple[int, str]], el: PlyElement, path: P
     return {p.name: _cast(out[p.name], p.type) for p in scalars}
 
 
-def _pick(columns: dict[str, np.ndarray], options: tuple[tuple[str, str, str], ...]) -> list[np.ndarray] | None:
-    for names in options:
-        if all(n in columns for n in names):
-            return [columns[n] for n in names]
+def _records(columns: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """The vertex columns as one record array, the shape every decoder hands to :func:`_build_cloud`."""
+    rec = np.empty(n, dtype=[(name, col.dtype) for name, col in columns.items()])
+    for name, col in columns.items():
+        rec[name] = col
+    return rec
+
+
+def _pick(rec: np.ndarray, options: tuple[tuple[str, str, str], ...]) -> tuple[str, str, str] | None:
+    names = rec.dtype.names or ()
+    for option in options:
+        if all(n in names for n in option):
+            return option
     return None
 
 
-def _to_uint8(cols: list[np.ndarray]) -> np.ndarray:
-    arr = np.stack(cols, axis=1)
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.uint8:
-        return np.ascontiguousarray(arr)
+        return arr
     if arr.dtype.kind == "f":
         finite = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         if finite.size and finite.max() <= 1.0:
@@ -327,35 +336,22 @@ def _to_uint8(cols: list[np.ndarray]) -> np.ndarray:
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
-def _build_cloud(columns: dict[str, np.ndarray] | None, header: PlyHeader, path: PathArg | None) -> PointCloud:
-    if columns is None:
+def _build_cloud(rec: np.ndarray | None, header: PlyHeader, path: PathArg | None) -> PointCloud:
+    if rec is None:
         if not header.elements:
             return PointCloud._trusted(np.empty((0, 3), np.float32), frame=_frame_of(header))
         raise _fail("no 'vertex' element in the header", path)
-    xyz = _pick(columns, (("x", "y", "z"),))
+    xyz = _pick(rec, (("x", "y", "z"),))
     if xyz is None:
         raise _fail("the vertex element has no x, y, z properties", path)
-    pts64 = np.stack(xyz, axis=1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        pts = pts64.astype(np.float32)
-    valid = np.isfinite(pts).all(axis=1)
-    rgb = _pick(columns, _COLOR_NAMES)
-    nrm = _pick(columns, _NORMAL_NAMES)
-    colors = None if rgb is None else _to_uint8(rgb)
-    normals = None
-    if nrm is not None:
-        with np.errstate(over="ignore", invalid="ignore"):
-            normals = np.stack(nrm, axis=1).astype(np.float32)
-    if not valid.all():
-        pts = pts[valid]
-        colors = None if colors is None else colors[valid]
-        normals = None if normals is None else normals[valid]
-    return PointCloud._trusted(
-        np.ascontiguousarray(pts),
-        None if colors is None else np.ascontiguousarray(colors),
-        None if normals is None else np.ascontiguousarray(normals),
-        _frame_of(header), _stamp_of(header),
+    rgb = _pick(rec, _COLOR_NAMES)
+    nrm = _pick(rec, _NORMAL_NAMES)
+    pts, (colors, normals) = finite_rows(
+        gather(rec, xyz, np.float32),
+        None if rgb is None else _to_uint8(gather(rec, rgb)),
+        None if nrm is None else gather(rec, nrm, np.float32),
     )
+    return PointCloud._trusted(pts, colors, normals, _frame_of(header), _stamp_of(header))
 
 
 def _frame_of(header: PlyHeader) -> str:
@@ -388,10 +384,10 @@ def decode_ply(data: bytes, *, path: PathArg | None = None) -> PointCloud:
     data = bytes(data)
     header = parse_ply_header(data, path=path)
     if header.format == "ascii":
-        columns = _decode_ascii(data, header, path)
+        rec = _decode_ascii(data, header, path)
     else:
-        columns = _decode_binary(data, header, path)
-    return _build_cloud(columns, header, path)
+        rec = _decode_binary(data, header, path)
+    return _build_cloud(rec, header, path)
 
 
 def read_ply(path: PathArg) -> PointCloud:
