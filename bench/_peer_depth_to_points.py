@@ -158,7 +158,18 @@ def _o3d_tensor(w: int, h: int, depth: np.ndarray, color: np.ndarray, rgb: bool)
     return run
 
 
+def _copy_bound(w: int, h: int, depth: np.ndarray, color: np.ndarray, rgb: bool) -> Callable[[], Any]:
+    """One-thread copy of the bytes the job must at least move: depth in + points out (+ colours)."""
+    n = int((depth > 0).sum())
+    nbytes = h * w * 4 + n * 12 + ((h * w * 3 + n * 3) if rgb else 0)
+    src = np.ones(nbytes, np.uint8)
+    dst = np.empty_like(src)
+    return lambda: np.copyto(dst, src)
+
+
 PEERS: dict[str, Callable[..., Callable[[], Any]]] = {
+    "copy_bound": lambda *a: _copy_bound(*a, rgb=False),
+    "copy_bound_rgb": lambda *a: _copy_bound(*a, rgb=True),
     "ours": lambda *a: _ours(*a, rgb=False),
     "ours_rgb": lambda *a: _ours(*a, rgb=True),
     "ours_numpy_fallback": lambda *a: _ours(*a, rgb=False),  # run with DEPTHCLOUD_NO_NUMBA=1
@@ -204,7 +215,7 @@ def main(argv: list[str]) -> int:
         w, h = (int(s) for s in size.split("x"))
         depth, color = scene(w, h)
         fn = PEERS[peer](w, h, depth, color)
-        n, err = _max_err(fn(), depth, w, h)
+        n, err = (0, 0.0) if peer.startswith("copy_bound") else _max_err(fn(), depth, w, h)
         results[size] = {**timeit(fn, warmup=3, min_time_s=min_time), "points": n, "max_err_m": err}
     print(json.dumps(results))
     return 0

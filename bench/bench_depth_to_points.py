@@ -19,33 +19,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import md_table, run_isolated, timeit, versions, write_results  # noqa: E402
-from _peer_depth_to_points import scene  # noqa: E402
+from _common import md_table, run_isolated, versions, write_results  # noqa: E402
 
 PEER_SCRIPT = HERE / "_peer_depth_to_points.py"
 SIZES = ["640x480", "1280x720", "1920x1080"]
 PEERS = ["ours", "ours_numpy_fallback", "naive_numpy", "kornia", "kornia_cached_grid", "cv2_reproject",
          "o3d_legacy", "o3d_tensor"]
 RGB_PEERS = ["ours_rgb", "naive_numpy_rgb", "o3d_legacy_rgb"]
+BOUNDS = ["copy_bound", "copy_bound_rgb"]
 TARGETS = {"kornia": 15.0, "o3d_legacy": 40.0}  # at 1280×720: ours must be this many times faster
 COPY_TARGET = 1.5  # ours within this factor of the copy bound
 ROUNDS = 3
 MIN_TIME_S = 0.6
-
-
-def copy_bound(size: str, rgb: bool) -> dict[str, float]:
-    """One-thread copy of the bytes the job must at least move: depth in + points out (+ colours)."""
-    w, h = (int(s) for s in size.split("x"))
-    depth, _ = scene(w, h)
-    n = int((depth > 0).sum())
-    nbytes = h * w * 4 + n * 12 + ((h * w * 3 + n * 3) if rgb else 0)
-    src = np.ones(nbytes, np.uint8)
-    dst = np.empty_like(src)
-    return {**timeit(lambda: np.copyto(dst, src), warmup=3, min_time_s=1.0), "bytes": nbytes}
 
 
 def main(argv: list[str]) -> int:
@@ -54,9 +41,9 @@ def main(argv: list[str]) -> int:
     rounds = 1 if quick else ROUNDS
     # Rounds interleave the peers so that a burst of load from elsewhere on a shared machine hits
     # one round of everyone rather than all runs of one peer; each peer keeps its best round.
-    all_rounds: dict[str, list[Any]] = {p: [] for p in PEERS + RGB_PEERS}
+    all_rounds: dict[str, list[Any]] = {p: [] for p in PEERS + RGB_PEERS + BOUNDS}
     for i in range(rounds):
-        for peer in PEERS + RGB_PEERS:
+        for peer in PEERS + RGB_PEERS + BOUNDS:
             env = {"DEPTHCLOUD_NO_NUMBA": "1"} if peer == "ours_numpy_fallback" else None
             print(f"  round {i + 1}/{rounds}: {peer} ...", flush=True)
             all_rounds[peer].append(run_isolated(
@@ -68,8 +55,6 @@ def main(argv: list[str]) -> int:
             results[peer] = runs[-1]
             continue
         results[peer] = {s: min((r[s] for r in ok), key=lambda x: x["median_ms"]) for s in sizes}
-    results["copy_bound"] = {s: copy_bound(s, rgb=False) for s in sizes}
-    results["copy_bound_rgb"] = {s: copy_bound(s, rgb=True) for s in sizes}
 
     def stat(peer: str, size: str, key: str) -> float:
         r = results.get(peer, {})
