@@ -77,6 +77,9 @@ else:  # pragma: no cover - the same loops run as plain Python, slowly
 
     prange = range  # type: ignore[misc]
 
+# One pass over a frame of these sizes is memory-bound and well under a millisecond: threads do not
+# pay for the light per-pixel kernels (and a descheduled worker on a busy 2-core machine stalls the
+# whole parallel region), so only the heavy ones (spatial, 3×3 median, mean decimation) use prange.
 _jit = njit(cache=True, nogil=True)
 _pjit = njit(parallel=True, cache=True, nogil=True)
 
@@ -86,10 +89,10 @@ _pjit = njit(parallel=True, cache=True, nogil=True)
 # --------------------------------------------------------------------------------------------
 
 
-@_pjit
+@_jit
 def _k_quantize(depth, inv_scale, out):  # type: ignore[no-untyped-def]
     h, w = depth.shape
-    for r in prange(h):
+    for r in range(h):
         for c in range(w):
             d = depth[r, c]
             if d > 0.0 and d < np.inf:
@@ -99,18 +102,18 @@ def _k_quantize(depth, inv_scale, out):  # type: ignore[no-untyped-def]
                 out[r, c] = 0
 
 
-@_pjit
+@_jit
 def _k_dequantize(z16, scale, out):  # type: ignore[no-untyped-def]
     h, w = z16.shape
-    for r in prange(h):
+    for r in range(h):
         for c in range(w):
             out[r, c] = np.float32(z16[r, c]) * scale
 
 
-@_pjit
+@_jit
 def _k_threshold(depth, lo, hi, out):  # type: ignore[no-untyped-def]
     h, w = depth.shape
-    for r in prange(h):
+    for r in range(h):
         for c in range(w):
             d = depth[r, c]
             out[r, c] = d if (d > 0.0 and d >= lo and d <= hi) else np.float32(0.0)
@@ -147,12 +150,12 @@ def _cx(a, b):  # type: ignore[no-untyped-def]
     return (a, b) if a < b else (b, a)
 
 
-@_pjit
+@_jit
 def _k_decimate_median2(depth, out):  # type: ignore[no-untyped-def]
     # magnitude 2: the same lower median with a 5-exchange network on four registers.
     ho, wo = depth.shape[0] // 2, depth.shape[1] // 2
     inf = np.float32(np.inf)
-    for j in prange(ho):
+    for j in range(ho):
         for i in range(wo):
             a = depth[2 * j, 2 * i]
             b = depth[2 * j, 2 * i + 1]
@@ -193,11 +196,11 @@ def _k_decimate_mean(z16, s, scale, out):  # type: ignore[no-untyped-def]
             out[j, i] = np.float32(total // n) * scale if n > 0 else np.float32(0.0)
 
 
-@_pjit
+@_jit
 def _k_decimate_color(color, s, out):  # type: ignore[no-untyped-def]
     ho, wo = color.shape[0] // s, color.shape[1] // s
     area = s * s
-    for j in prange(ho):
+    for j in range(ho):
         for i in range(wo):
             for ch in range(3):
                 total = np.int64(0)
@@ -207,14 +210,14 @@ def _k_decimate_color(color, s, out):  # type: ignore[no-untyped-def]
                 out[j, i, ch] = np.uint8(total // area)
 
 
-@_pjit
+@_jit
 def _k_temporal(frame, last, history, alpha, one_minus_alpha, delta, lut, index):  # type: ignore[no-untyped-def]
     # frame is filtered in place; last (same dtype) and history (uint8 bit per frame) carry state.
     # The difference is taken in float32 and the average stored with a C cast (truncation for z16).
     h, w = frame.shape
     mask = np.uint8(1 << index)
     notmask = np.uint8(255 - (1 << index))
-    for r in prange(h):
+    for r in range(h):
         for c in range(w):
             cur = frame[r, c]
             prev = last[r, c]
@@ -404,10 +407,10 @@ def _k_spatial_z16_cols(img, alpha, one_minus_alpha, delta):  # type: ignore[no-
                     img[r, c] = np.int64(f + np.float32(0.5))
 
 
-@_pjit
+@_jit
 def _k_fill_left(img):  # type: ignore[no-untyped-def]
     h, w = img.shape
-    for r in prange(h):
+    for r in range(h):
         for c in range(1, w):
             if img[r, c] == 0.0:
                 img[r, c] = img[r, c - 1]
@@ -433,21 +436,21 @@ def _k_fill_around(img, farthest):  # type: ignore[no-untyped-def]
                 img[r, c] = t
 
 
-@_pjit
+@_jit
 def _k_to_disparity(z16, factor, out):  # type: ignore[no-untyped-def]
     h, w = z16.shape
-    for r in prange(h):
+    for r in range(h):
         for c in range(w):
             z = z16[r, c]
             out[r, c] = factor / np.float32(z) if z != 0 else np.float32(0.0)
 
 
-@_pjit
+@_jit
 def _k_to_depth(disp, factor, scale, out):  # type: ignore[no-untyped-def]
     # isnormal(d): non-zero, finite, not subnormal; negative disparity wraps in librealsense, here 0.
     h, w = disp.shape
     tiny = np.float32(1.1754944e-38)
-    for r in prange(h):
+    for r in range(h):
         for c in range(w):
             d = disp[r, c]
             z = 0.0
