@@ -395,8 +395,10 @@ def test_loopback_detection():
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
 
 
-async def test_non_loopback_bind_warns(caplog):
-    cfg = ServeConfig(host="0.0.0.0", port=0)
+async def test_non_loopback_bind_warns(caplog, monkeypatch):
+    # Tests bind loopback only: pretend 127.0.0.1 is a public address.
+    monkeypatch.setattr(server_module, "is_loopback", lambda host: False)
+    cfg = ServeConfig(port=0)
     with caplog.at_level("WARNING", logger="depthcloud.serve"):
         async with CloudServer(cfg, source_factory=synthetic()):
             pass

@@ -28,6 +28,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the newest point cloud over websocket (/ compatible, /v1 binary) and HTTP on one port."""
         import asyncio
+        import contextlib
+        import signal
 
         from depthcloud.cli._common import console, err_console
         from depthcloud.serve.config import load_config
@@ -44,13 +46,21 @@ def register(app: typer.Typer) -> None:
                               + ("" if cfg.token else "; consider --token"))
 
         async def run() -> None:
+            task = asyncio.current_task()
+            if task is not None and hasattr(signal, "SIGTERM"):
+                with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
+                    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
             async with CloudServer(cfg) as server:
                 http_url = server.url.replace("ws://", "http://", 1)
                 console.print(f"serving {cfg.source} on {server.url}/ (compatible) and {server.url}/v1 (binary); "
-                              f"{http_url}/health, /metrics, /cloud.ply — Ctrl-C stops")
+                              f"{http_url}/health, /metrics, /cloud.ply — Ctrl-C stops", soft_wrap=True)
                 await server.serve_forever()
 
-        asyncio.run(run())
+        try:
+            asyncio.run(run())
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            # Ctrl-C or SIGTERM is how a server is meant to stop: connections are closed, exit 0.
+            err_console.print("stopped")
 
     @app.command()
     def get(
@@ -77,4 +87,4 @@ def register(app: typer.Typer) -> None:
         cloud = get_cloud(url, encoding=encoding, compress=compress, max_points=max_points,
                           decimation=decimation, token=token, timeout_s=timeout)
         written = write_cloud(path, cloud, overwrite=overwrite)
-        console.print(f"{len(cloud)} points ({cloud.frame} frame) → {written}")
+        console.print(f"{len(cloud)} points ({cloud.frame} frame) → {written}", soft_wrap=True)
