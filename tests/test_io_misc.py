@@ -190,3 +190,32 @@ def test_written_files_get_the_usual_permissions(tmp_path, rng):
     path = write_cloud(tmp_path / "c.ply", make_cloud(rng, 2))
     assert path.stat().st_mode & 0o777 == reference.stat().st_mode & 0o777
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.ply", "plain.bin"]
+
+
+def test_a_failed_rename_leaves_neither_file_nor_temporary(tmp_path, rng, monkeypatch):
+    import os
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(InputError, match=r"c\.pcd: cannot write: Permission denied"):
+        write_cloud(tmp_path / "c.pcd", make_cloud(rng, 5))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_overwrite_keeps_the_old_file_whole(tmp_path, rng, monkeypatch):
+    import os
+
+    old = make_cloud(rng, 5)
+    path = write_cloud(tmp_path / "c.ply", old)
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(InputError, match=r"No space left on device"):
+        write_cloud(path, make_cloud(rng, 9), overwrite=True)
+    monkeypatch.undo()
+    assert read_cloud(path) == old
+    assert [p.name for p in tmp_path.iterdir()] == ["c.ply"]

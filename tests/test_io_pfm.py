@@ -46,6 +46,12 @@ def test_scale_magnitude_does_not_scale_values():
     assert decode_pfm(data)[0, 0] == 42.5
 
 
+def test_windows_line_ends_in_the_header():
+    # Regression: after "-1\r\n" the body was read one byte late (the "\n" taken as data).
+    data = b"Pf\r\n2 1\r\n-1\r\n" + struct.pack("<2f", 1.5, 2.5)
+    np.testing.assert_array_equal(decode_pfm(data), [[1.5, 2.5]])
+
+
 def test_header_whitespace_variants():
     data = b"Pf 2  1\t-1\n" + struct.pack("<2f", 1, 2)
     np.testing.assert_array_equal(decode_pfm(data), [[1, 2]])

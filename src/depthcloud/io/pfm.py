@@ -1,7 +1,8 @@
 """PFM (portable float map) images: Middlebury's disparity format.
 
 A header of three whitespace-separated tokens — ``Pf`` (one channel) or ``PF`` (three), ``W H``, and
-a scale whose sign is the byte order (negative = little-endian) — then one whitespace byte, then
+a scale whose sign is the byte order (negative = little-endian) — then one whitespace byte (or
+``\r\n``), then
 W·H·C float32 values, rows **bottom to top**. Arrays here are rows top to bottom; values are kept as
 stored (Middlebury marks unknown disparity with inf: callers treat non-finite as invalid).
 
@@ -21,7 +22,8 @@ from depthcloud.io._files import PathArg, read_input, write_atomic
 
 __all__ = ["decode_pfm", "encode_pfm", "read_pfm", "write_pfm"]
 
-_HEADER = re.compile(rb"\A(P[Ff])\s+(\S+)\s+(\S+)\s+(\S+)\s")
+# One whitespace byte ends the header; a Windows writer's "\r\n" counts as one.
+_HEADER = re.compile(rb"\A(P[Ff])\s+(\S+)\s+(\S+)\s+(\S+)(?:\r\n|\s)")
 
 
 def decode_pfm(data: bytes, *, path: PathArg | None = None) -> np.ndarray:
