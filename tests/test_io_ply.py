@@ -334,3 +334,18 @@ def test_large_binary_cloud_round_trip(rng):
     data = encode_ply(cloud)
     assert len(data) == len(data.split(b"end_header\n")[0]) + len(b"end_header\n") + 15 * 300_000
     assert decode_ply(data) == cloud
+
+
+def test_parse_ply_header_describes_every_element():
+    from depthcloud.io.ply import PlyProperty, parse_ply_header
+
+    data = (b"ply\r\nformat binary_big_endian 1.0\r\ncomment one\r\nobj_info two\r\nelement vertex 2\r\n"
+            b"property double x\r\nproperty uint8 red\r\nelement face 1\r\nproperty list uchar int vertex_indices\r\n"
+            b"end_header\r\nBODY")
+    h = parse_ply_header(data)
+    assert (h.format, h.byte_order, h.comments, h.obj_info) == ("binary_big_endian", ">", ("one",), ("two",))
+    assert [(e.name, e.count, e.line) for e in h.elements] == [("vertex", 2, 5), ("face", 1, 8)]
+    assert h.elements[0].properties == (PlyProperty("x", "f8"), PlyProperty("red", "u1"))
+    assert h.elements[1].properties == (PlyProperty("vertex_indices", "i4", "u1"),)
+    assert h.elements[1].has_lists and not h.elements[0].has_lists
+    assert data[h.body_offset:] == b"BODY"
