@@ -77,7 +77,10 @@ async def test_frames_in_order_then_end() -> None:
 async def test_slow_consumer_gets_newest_and_drops_are_counted() -> None:
     src = Scripted([_frame(i) for i in range(5)])
     async with src:
-        await asyncio.sleep(0.2)  # the thread publishes all five meanwhile
+        for _ in range(500):  # let the thread publish all five (polling: no fixed sleep to be too short)
+            if src.stats.frames == 5:
+                break
+            await asyncio.sleep(0.01)
         frame = await src.next_frame(timeout_s=1.0)
         assert frame.seq == 4
         assert src.stats.frames == 5 and src.stats.dropped == 4

@@ -86,11 +86,12 @@ async def test_bag_aligned_colour_and_loop(data_dir: Path) -> None:
     async with open_source(f"bag:{path}", realtime=False, loop=True) as src:
         frames = [await src.next_frame(timeout_s=5.0) for _ in range(5)]
     seqs = [f.seq for f in frames]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 5
+    assert seqs == sorted(seqs) and len(set(seqs)) == 5, seqs
     stamps = [f.stamp for f in frames]
     assert stamps == sorted(stamps)
     color = frames[-1].color  # the colour frame of the first pass is kept for later passes
-    assert color is not None and color.shape == (480, 640, 3)
+    assert color is not None, [f.color is None for f in frames]
+    assert color.shape == (480, 640, 3)
     # Colour (fx 613) sees a narrower cone than depth (fx 390): the depth image's border stays black.
     assert (color[:, :20] == 0).all() and color[200:280, 280:360].mean() > 20
 
@@ -310,6 +311,14 @@ async def test_no_device_at_start_raises() -> None:
     src = RealSenseSource(color=False, pipeline_factory=dev.pipeline)
     with pytest.raises(SourceError, match="cannot start a RealSense device at 848x480@30"):
         await asyncio.wait_for(src.start(), 5.0)
+
+
+@pytest.mark.slow  # librealsense looks for the device for ~15 s before it gives up
+async def test_real_pipeline_without_a_device_raises_at_start() -> None:
+    if len(rs.context().query_devices()) > 0:
+        pytest.skip("a RealSense device is connected")
+    with pytest.raises(SourceError, match=r"cannot start device 12345 at 640x480@15 \(No device connected\)"):
+        await asyncio.wait_for(open_source("realsense:serial=12345,width=640,height=480,fps=15").start(), 20)
 
 
 def test_missing_pyrealsense2_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -241,6 +241,8 @@ class BagSource(ThreadedSource):
 
     #: seconds to wait for playback to begin or the next frame before calling the file broken
     stall_timeout_s = 10.0
+    #: seconds without a frame, after playback reports its end, before the recording counts as done
+    end_grace_s = 0.2
 
     def __init__(
         self,
@@ -269,6 +271,7 @@ class BagSource(ThreadedSource):
         self._color: np.ndarray | None = None
         self._color_camera: RsCamera | None = None
         self._extr: tuple[np.ndarray, np.ndarray] | None = None
+        self._gen = 0  # which open() the librealsense callbacks belong to
         self._pass = 0
         self._seq_span = 0
         self._stamp_span = 0.0
@@ -298,7 +301,10 @@ class BagSource(ThreadedSource):
         self._playback = playback
         self._played.clear()
         self._stopped_playing.clear()
-        playback.set_status_changed_callback(self._on_status)
+        # Callbacks of a previous open (before a loop's rewind) may still fire late: tag them.
+        self._gen += 1
+        gen = self._gen
+        playback.set_status_changed_callback(lambda status: self._on_status(status, gen))
         chosen = [(depth_sensor, depth_profile)]
         if self.want_color:
             for s in sensors:
@@ -314,21 +320,25 @@ class BagSource(ThreadedSource):
             for s, prof in chosen:
                 s.open(prof)
                 self._sensors.append(s)
-                s.start(self._on_frame)
+                s.start(lambda frame, s_gen=gen: self._on_frame(frame, s_gen))
         except RuntimeError as exc:
             self._close()
             raise SourceError(f"cannot play the recording ({exc})", path=self.path) from exc
 
-    def _on_status(self, status: Any) -> None:
+    def _on_status(self, status: Any, gen: int) -> None:
+        if gen != self._gen:
+            return
         name = str(status).rsplit(".", 1)[-1]
         if name == "playing":
             self._played.set()
         elif name == "stopped" and self._played.is_set():
             self._stopped_playing.set()
 
-    def _on_frame(self, frame: Any) -> None:
+    def _on_frame(self, frame: Any, gen: int) -> None:
         # Runs on librealsense's playback thread: copy the pixels out (the frame is recycled), and
         # block while the queue is full so that non-real-time playback never outruns us.
+        if gen != self._gen:
+            return
         rs = _rs()
         stream = frame.get_profile().stream_type()
         item: tuple[Any, ...]
@@ -340,7 +350,7 @@ class BagSource(ThreadedSource):
             item = ("color", img[:, :, ::-1].copy() if fmt in ("bgr8", "bgra8") else img[:, :, :3].copy())
         else:
             return
-        while not self._stop_event.is_set():
+        while not self._stop_event.is_set() and gen == self._gen:
             try:
                 self._queue.put(item, timeout=0.1)
                 return
@@ -355,9 +365,11 @@ class BagSource(ThreadedSource):
             except queue.Empty:
                 item = None
             if item is None:
-                if self._stopped_playing.is_set() and self._queue.empty():
-                    return self._rewind() if self.loop else None
                 waited += 0.05
+                # Frame callbacks run on their own threads and may land just after the playback
+                # reports "stopped": the end is when the queue has stayed empty a moment after that.
+                if self._stopped_playing.is_set() and self._queue.empty() and waited >= self.end_grace_s:
+                    return self._rewind() if self.loop else None
                 if waited > self.stall_timeout_s:
                     raise SourceError(f"playback stalled: no frame for {self.stall_timeout_s:g} s", path=self.path)
                 continue
