@@ -452,3 +452,15 @@ def test_temporal_disparity_reads_nan_as_invalid() -> None:
     tf.apply(np.array([[100.0, 100.0]], np.float32))
     out = tf.apply(np.array([[np.nan, 101.0]], np.float32))
     assert out[0, 0] == 0 and out[0, 1] == pytest.approx(0.4 * 101 + 0.6 * 100)
+
+
+def test_chain_same_temporal_step_twice_keeps_two_states(frame: Frame) -> None:
+    step = F.Temporal(alpha=0.5, persistence=0)
+    twice = F.FilterChain([step, step])
+    d1, d2 = frame.depth, frame.depth * np.float32(1.01)
+    twice.apply(frame)
+    out = twice.apply(frame.with_depth(d2)).depth
+    a = F.TemporalFilter(alpha=0.5, persistence=0)
+    b = F.TemporalFilter(alpha=0.5, persistence=0)
+    b.apply(a.apply(d1))
+    np.testing.assert_array_equal(out, b.apply(a.apply(d2)))

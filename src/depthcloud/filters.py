@@ -811,6 +811,7 @@ class _State:
     color: np.ndarray | None
     disparity: bool = False
     factor: np.float32 = field(default_factory=lambda: np.float32(0.0))
+    step: int = 0  # index of the running step: stateful steps keep their state per position
 
 
 @dataclass(frozen=True)
@@ -912,11 +913,11 @@ class Temporal:
 
     def _run(self, st: _State, chain: FilterChain) -> None:
         domain = "disparity" if st.disparity else "depth"
-        filt = chain._temporal.get(id(self))
+        filt = chain._temporal.get(st.step)
         if filt is None or filt.domain != domain:
             filt = TemporalFilter(self.alpha, self.delta, self.persistence, domain=domain,
                                   depth_scale=float(chain.depth_scale))
-            chain._temporal[id(self)] = filt
+            chain._temporal[st.step] = filt
         if st.disparity:
             st.image = filt._step(st.image.copy())
         else:
@@ -991,7 +992,8 @@ class FilterChain:
         if not self.steps:
             return frame
         st = _State(frame.depth, frame.intrinsics, frame.color)
-        for step in self.steps:
+        for i, step in enumerate(self.steps):
+            st.step = i
             step._run(st, self)
         return replace(frame, depth=st.image, intrinsics=st.intrinsics, color=st.color)
 
