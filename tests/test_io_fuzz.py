@@ -136,3 +136,48 @@ def test_ply_seeds_decode(seed):
 @pytest.mark.parametrize("seed", range(len(PCD_SEEDS)))
 def test_pcd_seeds_decode(seed):
     assert decode_pcd(PCD_SEEDS[seed]) == _CLOUD
+
+
+# -- property-based round trips: any finite cloud comes back bit for bit ----------------------------
+
+@st.composite
+def clouds(draw: st.DrawFn, *, normals: bool = True) -> PointCloud:
+    from hypothesis.extra import numpy as hnp
+
+    n = draw(st.integers(0, 12))
+    f32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
+    pts = draw(hnp.arrays(np.float32, (n, 3), elements=f32))
+    cols = draw(st.none() | hnp.arrays(np.uint8, (n, 3)))
+    nrm = draw(st.none() | hnp.arrays(np.float32, (n, 3), elements=f32)) if normals else None
+    return PointCloud(pts, cols, nrm, frame=draw(st.sampled_from(["optical", "zup", "opengl"])))
+
+
+def same_bits(a: PointCloud, b: PointCloud) -> bool:
+    def bits(x: np.ndarray | None) -> bytes | None:
+        return None if x is None else x.tobytes()
+    return (bits(a.points), bits(a.colors), bits(a.normals), a.frame) == (
+        bits(b.points), bits(b.colors), bits(b.normals), b.frame)
+
+
+@settings(max_examples=100, deadline=None)
+@given(clouds(), st.sampled_from([{"binary": True}, {"byte_order": ">"}, {"binary": False}]))
+def test_ply_round_trip_any_cloud(cloud, kw):
+    assert same_bits(decode_ply(encode_ply(cloud, **kw)), cloud)  # -0.0 and subnormals included
+
+
+@settings(max_examples=100, deadline=None)
+@given(clouds(), st.sampled_from(["ascii", "binary", "binary_compressed"]))
+def test_pcd_round_trip_any_cloud(cloud, data):
+    assert same_bits(decode_pcd(encode_pcd(cloud, data=data)), cloud)
+
+
+@settings(max_examples=100, deadline=None)
+@given(clouds(normals=False))
+def test_xyz_round_trip_any_cloud(cloud):
+    from depthcloud.io.xyz import encode_xyz
+
+    back = decode_xyz(encode_xyz(cloud))
+    assert back.points.tobytes() == cloud.points.tobytes()
+    if len(cloud):
+        assert (back.colors is None) == (cloud.colors is None)
+        assert back.colors is None or back.colors.tobytes() == cloud.colors.tobytes()
