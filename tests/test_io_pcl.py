@@ -82,3 +82,19 @@ def test_we_read_pcl_ascii_ply_with_its_default_precision(tmp_path, cloud):
     np.testing.assert_allclose(back.points, cloud.points, rtol=1e-7, atol=0)
     np.testing.assert_allclose(back.normals, cloud.normals, rtol=1e-7, atol=0)
     np.testing.assert_array_equal(back.colors, cloud.colors)
+
+
+def test_we_drop_the_nan_points_pcl_introduces(tmp_path, cloud):
+    src = write_pcd(tmp_path / "ours.pcd", cloud, data="binary")
+    out = tmp_path / "nan.pcd"
+    run("pcl_pcd_introduce_nan", src, out, "30", out=out)
+    text = out.read_text()
+    assert "FIELDS x y z rgba" in text and "DATA ascii" in text
+    body = text.split("DATA ascii\n", 1)[1].splitlines()
+    nan_rows = [i for i, line in enumerate(body) if "nan" in line.lower()]
+    assert 0 < len(nan_rows) < len(cloud)
+    back = read_pcd(out)
+    kept = np.setdiff1d(np.arange(len(cloud)), nan_rows)
+    # PCL keeps x y z and packs the colour with alpha (rgba, TYPE U); the rest of each point survives.
+    np.testing.assert_allclose(back.points, cloud.points[kept], rtol=1e-7, atol=0)
+    np.testing.assert_array_equal(back.colors, cloud.colors[kept])
