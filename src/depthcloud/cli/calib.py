@@ -165,9 +165,9 @@ def register(app: typer.Typer) -> None:
             loaded = load_calibration(reference, image_size=result.intrinsics.size)
             ref = loaded.left if isinstance(loaded, StereoRig) else loaded
         text = result.to_markdown(reference=ref, reference_name=reference.name if reference else "reference")
-        console.print(text, markup=False)
         save_camera(output, result.intrinsics, overwrite=overwrite,
                     metadata={"rms_px": result.rms_px, "views": len(result.views), "board": str(b)})
+        console.print(text, markup=False)
         console.print(f"camera: {output}")
         if ros is not None:
             write_ros_camera_info(ros, result.intrinsics, overwrite=overwrite)
@@ -220,10 +220,10 @@ def register(app: typer.Typer) -> None:
                      alpha=alpha, **opts)
         ref = None if reference is None else read_opencv_stereo_cameras(reference, image_size=result.rig.left.size)
         text = result.to_markdown(reference=ref, reference_name=reference.name if reference else "reference")
-        console.print(text, markup=False)
         save_rig(output, result.rig, overwrite=overwrite, rectification=result.rectification.to_dict(),
                  metadata={"rms_px": result.rms_px, "pairs": len(result.views), "board": str(b),
                            "epipolar_mean_px": result.epipolar_mean_px})
+        console.print(text, markup=False)
         console.print(f"rig: {output}")
         for path, cam, name in zip(ros_paths, (result.rig.left, result.rig.right), ("left", "right"), strict=False):
             write_ros_camera_info(path, cam, camera_name=name, overwrite=overwrite)
