@@ -270,6 +270,8 @@ class Unprojector:
         d, _ = self._check(depth, None)
         zmin = v.number("min_depth_m", min_depth_m, nonnegative=True)
         zmax = min(v.number("max_depth_m", max_depth_m, positive=True, allow_inf=True), _F32_MAX)
+        if zmin > zmax:
+            raise InputError(f"min_depth_m {zmin} exceeds max_depth_m {zmax}")
         rays = self.rays
         with np.errstate(invalid="ignore"):
             valid = (d > 0) & (d >= zmin) & (d <= zmax)
