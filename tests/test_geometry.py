@@ -140,6 +140,8 @@ def test_organized_output(asym_intrinsics, rng):
     assert np.isnan(org[~mask]).all() and np.isfinite(org[mask]).all()
     # the organized grid and the unorganized cloud agree point for point
     assert np.array_equal(org[mask], up(d, max_depth_m=5.0).points)
+    with pytest.raises(InputError, match=r"min_depth_m 3.0 exceeds max_depth_m 2.0"):
+        up.organized(d, min_depth_m=3.0, max_depth_m=2.0)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1)])
