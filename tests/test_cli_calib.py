@@ -214,6 +214,21 @@ def test_stereo_folders_with_rig(artl: Path, tmp_path: Path, capsys: pytest.Capt
     assert_user_error(code, err, "StereoError", "3 left images but 2 right images")
 
 
+def test_stereo_wls_smooths_and_keeps_matched_pixels(artl: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from depthcloud.io.pfm import read_pfm
+
+    args = ("stereo", artl / "im0.png", artl / "im1.png", "--middlebury", artl / "calib.txt", "--preset", "tutorial")
+    code, _, err = run(capsys, *args, "-o", tmp_path / "a.ply", "--disparity", tmp_path / "a.pfm")
+    assert code == 0, err
+    code, _, err = run(capsys, *args, "-o", tmp_path / "b.ply", "--disparity", tmp_path / "b.pfm", "--wls")
+    assert code == 0, err
+    plain, smooth = read_pfm(tmp_path / "a.pfm"), read_pfm(tmp_path / "b.pfm")
+    assert np.isfinite(smooth).mean() > np.isfinite(plain).mean() + 0.05  # WLS fills holes
+    gt = read_pfm(artl / "disp0GT.pfm")
+    both = np.isfinite(smooth) & np.isfinite(gt)
+    assert np.median(np.abs(smooth[both] - gt[both])) < 1.0
+
+
 def test_stereo_pair_of_different_sizes(artl: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     right = tmp_path / "right.png"
     cv2.imwrite(str(right), cv2.imread(str(artl / "im1.png"))[:, :300])

@@ -325,7 +325,8 @@ class _Engine:
         if p.lr_check_px > 0:
             raw_r = self.right.compute(right, left) if not p.wls else raw_r
             out[_lr_inconsistent(out, -raw_r.astype(np.float32) / 16.0, p.lr_check_px)] = np.nan
-        matched = np.isfinite(out)
+        # WLS gives every pixel a value; "matched" keeps meaning what SGBM itself found.
+        matched = ~invalid_raw & np.isfinite(out)
         return out, matched
 
 

@@ -248,12 +248,15 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[str, typer.Option("--preset", help="fast, balanced or quality (or the baselines tutorial, opencv).")] = "balanced",
         min_depth: Annotated[float | None, typer.Option("--min-depth", help="Nearest depth to search (metres); sets the disparity range.")] = None,
         max_depth: Annotated[float | None, typer.Option("--max-depth", help="Farthest depth to keep (metres).")] = None,
+        wls: Annotated[bool, typer.Option("--wls", help="Smooth the disparity with the WLS filter (opencv-contrib).")] = False,
         alpha: Annotated[float, typer.Option("--alpha", help="Rectification: 0 valid pixels only … 1 every pixel.")] = 0.0,
         overwrite: OverwriteOpt = False,
     ) -> None:
         """Reconstruct stereo pairs: rectify, match (SGBM), depth, coloured cloud."""
+        from dataclasses import replace
+
         from depthcloud.io.depthimage import read_color
-        from depthcloud.stereo import StereoMatcher
+        from depthcloud.stereo import StereoMatcher, params_for
 
         the_rig, search = _stereo_rig(rig, middlebury)
         pairs = _pairs(left, right)
@@ -266,7 +269,8 @@ def register(app: typer.Typer) -> None:
             outs.update({k: (p / f"{lp.stem}{ext}" if many else p) for k, (p, ext) in extras.items() if p is not None})
             _outputs(list(outs.values()), overwrite=overwrite)
             jobs.append((lp, rp, outs))
-        matcher = StereoMatcher(the_rig, preset=preset, min_depth_m=min_depth, max_depth_m=max_depth,
+        params = replace(params_for(preset), wls=True) if wls else params_for(preset)
+        matcher = StereoMatcher(the_rig, preset=params, min_depth_m=min_depth, max_depth_m=max_depth,
                                 search_range=search if min_depth is None else None, alpha=alpha)
         for lp, rp, outs in progress(jobs, total=len(jobs), label="stereo"):
             a, b = read_color(lp), read_color(rp)
