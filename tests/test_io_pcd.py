@@ -95,6 +95,30 @@ def test_lzf_decodes_a_stream_written_by_hand():
     assert lzf_decompress(stream, 9) == b"abcabcabc"
 
 
+def test_lzf_python_fallback_equals_compiled(tmp_path):
+    """Without numba (DEPTHCLOUD_NO_NUMBA=1, in a subprocess) the LZF kernels run as Python, bit for bit."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = np.tile(np.arange(300, dtype=np.float32), 7).tobytes() + bytes(range(256))
+    (tmp_path / "in.bin").write_bytes(data)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from depthcloud.io import pcd\n"
+        "assert not hasattr(pcd._lzf_compress, 'py_func'), 'numba was used'\n"
+        "data = Path(sys.argv[1]).read_bytes()\n"
+        "packed = pcd.lzf_compress(data)\n"
+        "assert pcd.lzf_decompress(packed, len(data)) == data\n"
+        "Path(sys.argv[2]).write_bytes(packed)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], check=True,
+                   env={**os.environ, "DEPTHCLOUD_NO_NUMBA": "1"}, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert (tmp_path / "out.bin").read_bytes() == lzf_compress(data)
+
+
 @pytest.mark.parametrize("stream,size,match", [
     (bytes([5]) + b"ab", 6, r"corrupt"),
     (bytes([0]) + b"a" + bytes([1 << 5, 9]), 4, r"corrupt"),

@@ -10,18 +10,20 @@ Writing produces ``x y z`` float, then ``rgb`` (packed float, as PCL writes ``Po
 ``normal_x normal_y normal_z`` float, as an unorganized cloud (``HEIGHT 1``), with
 ``# frame NAME`` when the cloud is not in the ``optical`` frame. ``binary_compressed`` stores the
 fields one after another (structure of arrays) and compresses them with LZF, which is implemented
-here (compiled with numba) so no extra package is needed.
+here (compiled with numba; plain Python where numba cannot load) so no extra package is needed.
 
 This module must not import a source, the server or the CLI.
 """
 
 from __future__ import annotations
 
+import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numba
 import numpy as np
 
 from depthcloud.cloud import PointCloud
@@ -186,7 +188,17 @@ def parse_pcd_header(data: bytes, *, path: PathArg | None = None) -> PcdHeader:
 
 # -- LZF ----------------------------------------------------------------------------------------
 
-@numba.njit(cache=True, nogil=True)
+try:  # numba is a core dependency; without it (or with DEPTHCLOUD_NO_NUMBA) the same kernels run as Python.
+    if os.environ.get("DEPTHCLOUD_NO_NUMBA"):
+        raise ImportError("disabled by DEPTHCLOUD_NO_NUMBA")
+    from numba import njit
+except ImportError:  # pragma: no cover - exercised by the DEPTHCLOUD_NO_NUMBA test
+
+    def njit(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # type: ignore[no-redef]
+        return lambda fn: fn
+
+
+@njit(cache=True, nogil=True)
 def _lzf_decompress(src: np.ndarray, dst: np.ndarray) -> int:  # pragma: no cover - compiled
     """Decode LZF ``src`` into ``dst``; returns bytes written, or -1 on corrupt or overlong input."""
     ip = 0
@@ -224,7 +236,7 @@ def _lzf_decompress(src: np.ndarray, dst: np.ndarray) -> int:  # pragma: no cove
     return op
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _lzf_compress(src: np.ndarray, dst: np.ndarray) -> int:  # pragma: no cover - compiled
     """Encode ``src`` with LZF into ``dst`` (sized n + n/32 + 2); returns bytes written."""
     n = src.shape[0]
