@@ -243,3 +243,38 @@ def test_writer_wants_a_point_cloud():
 def test_large_compressed_round_trip(rng):
     cloud = make_cloud(rng, 300_000, normals=False)
     assert decode_pcd(encode_pcd(cloud, data="binary_compressed")) == cloud
+
+
+def _o3d_cloud(o3d, cloud: PointCloud):
+    pc = o3d.geometry.PointCloud()
+    pc.points = o3d.utility.Vector3dVector(cloud.points.astype(np.float64))
+    pc.colors = o3d.utility.Vector3dVector(cloud.colors.astype(np.float64) / 255.0)
+    pc.normals = o3d.utility.Vector3dVector(cloud.normals.astype(np.float64))
+    return pc
+
+
+@pytest.mark.parametrize("kw", [{"write_ascii": False, "compressed": False}, {"write_ascii": False, "compressed": True},
+                                {"write_ascii": True}], ids=["binary", "binary_compressed", "ascii"])
+def test_reads_what_open3d_writes(tmp_path, rng, kw):
+    o3d = pytest.importorskip("open3d")
+    cloud = make_cloud(rng, 400)
+    path = tmp_path / "o3d.pcd"
+    assert o3d.io.write_point_cloud(str(path), _o3d_cloud(o3d, cloud), **kw)
+    back = read_pcd(path)
+    np.testing.assert_array_equal(back.colors, cloud.colors)
+    if kw.get("write_ascii"):  # Open3D prints ten significant digits: exact for float32
+        np.testing.assert_allclose(back.points, cloud.points, rtol=1e-7, atol=0)
+    else:
+        np.testing.assert_array_equal(back.points, cloud.points)
+        np.testing.assert_array_equal(back.normals, cloud.normals)
+
+
+@pytest.mark.parametrize("data", KINDS)
+def test_open3d_reads_what_we_write(tmp_path, rng, data):
+    o3d = pytest.importorskip("open3d")
+    cloud = make_cloud(rng, 400)
+    pc = o3d.io.read_point_cloud(str(write_pcd(tmp_path / "ours.pcd", cloud, data=data)))
+    # Open3D parses our shortest float32 text into doubles; rounded to float32 they are our values.
+    np.testing.assert_array_equal(np.asarray(pc.points).astype(np.float32), cloud.points)
+    np.testing.assert_array_equal(np.asarray(pc.normals).astype(np.float32), cloud.normals)
+    np.testing.assert_allclose(np.asarray(pc.colors) * 255.0, cloud.colors, atol=1e-6)
