@@ -104,6 +104,14 @@ def test_calibrate_mono_unreadable_image(samples: Path, tmp_path: Path, capsys: 
     assert_user_error(code, err, "matches no file")
 
 
+def test_calibrate_mono_images_of_different_sizes(samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    small = tmp_path / "left99.png"
+    cv2.imwrite(str(small), cv2.resize(cv2.imread(str(samples / "left04.jpg")), (320, 240)))
+    code, _, err = run(capsys, "calibrate", "mono", *lefts(samples, 3), small, "--board", "9x6", "--square-m", "0.025",
+                       "-o", tmp_path / "c.yaml", "--method", "classic")
+    assert_user_error(code, err, "CalibrationError", "left99.png", "image size 320x240 differs from", "640x480")
+
+
 def test_calibrate_mono_refuses_existing_output_and_bad_board(samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "c.yaml"
     out.write_text("keep me")

@@ -420,6 +420,12 @@ def calibrate_mono(
     _usable(detections, "views")
     used = [d for d in detections if d.corners is not None]
     size = used[0].image_size
+    for d in detections:
+        if d.image_size != size:
+            raise CalibrationError(
+                f"image size {d.image_size[0]}x{d.image_size[1]} differs from {used[0].name}'s "
+                f"{size[0]}x{size[1]}; calibrate one camera at one resolution", path=d.name,
+            )
     obj = board.object_points()
     objpts = [obj] * len(used)
     imgpts = [d.corners.reshape(-1, 1, 2) for d in used if d.corners is not None]
