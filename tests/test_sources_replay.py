@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.conftest import need
 
 from depthcloud.camera import Intrinsics
@@ -198,3 +200,45 @@ async def test_bag_to_dcrec_stores_exact_z16(tmp_path: Path, data_dir: Path) -> 
         assert a.depth.tobytes() == b.depth.tobytes() and a.intrinsics == b.intrinsics
     # Stored as z16: far smaller than float32 depth would be.
     assert stats.bytes < 2 * 640 * 480 * 2
+
+
+def test_every_cut_point_reads_whole_frames_only(tmp_path: Path, rng: np.random.Generator) -> None:
+    intr = Intrinsics(4.0, 4.0, 1.5, 1.0, 4, 3)
+    frames = _frames(3, intr, rng)
+    full = tmp_path / "full.dcrec"
+    with RecordingWriter(full, compression="zlib") as w:
+        header_end = w.bytes_written
+        ends = []
+        for f in frames:
+            w.write(f)
+            ends.append(w.bytes_written)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.dcrec"
+    for n in range(header_end, len(data) + 1):
+        cut.write_bytes(data[:n])
+        with RecordingReader(cut) as r:
+            got = list(r)
+        whole = sum(1 for e in ends if e <= n)
+        assert len(got) == whole, n
+        assert all(_same(a, b) for a, b in zip(frames, got, strict=False))
+        assert (r.problem is None) == (n in ends or n == header_end), n
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pos=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255))
+def test_flipped_bytes_never_escape_as_other_errors(tmp_path: Path, pos: int, flip: int) -> None:
+    intr = Intrinsics(4.0, 4.0, 1.5, 1.0, 4, 3)
+    p = tmp_path / "flip.dcrec"
+    with RecordingWriter(p, compression="zstd", overwrite=True) as w:
+        for f in _frames(2, intr, np.random.default_rng(1)):
+            w.write(f)
+    data = bytearray(p.read_bytes())
+    data[pos % len(data)] ^= flip
+    p.write_bytes(bytes(data))
+    try:
+        with RecordingReader(p) as r:
+            got = list(r)
+    except FormatError:
+        return  # the header was hit: refused as a whole, with a FormatError
+    assert len(got) <= 2
+    assert len(got) == 2 or r.problem is not None
