@@ -531,15 +531,20 @@ class RealSenseSource(ThreadedSource):
         assert self.intrinsics is not None and self.depth_scale is not None  # set by _open
         try:
             frames = self._pipe.wait_for_frames(int(self.timeout_s * 1000))
-            if self._align is not None:
-                frames = self._align.process(frames)
-            depth_frame = frames.get_depth_frame()
-            raw = np.asanyarray(depth_frame.get_data())
-            color_frame = frames.get_color_frame() if self._align is not None else None
-            color = None if not color_frame else np.asanyarray(color_frame.get_data()).copy()
-            number, stamp_ms = depth_frame.get_frame_number(), depth_frame.get_timestamp()
         except RuntimeError as exc:
             raise SourceError(f"device lost: {exc}") from exc
+        color = None
+        if self._align is not None:
+            try:
+                frames = self._align.process(frames)
+                color_frame = frames.get_color_frame()
+                color = None if not color_frame else np.asanyarray(color_frame.get_data()).copy()
+            except RuntimeError:
+                # A frameset without its colour half cannot be aligned: deliver depth alone.
+                color = None
+        depth_frame = frames.get_depth_frame()
+        raw = np.asanyarray(depth_frame.get_data())
+        number, stamp_ms = depth_frame.get_frame_number(), depth_frame.get_timestamp()
         return Frame(
             depth_to_metres(raw, self.depth_scale), self.intrinsics, color, seq=int(number),
             stamp=float(stamp_ms) / 1000.0, frame_id=self.frame_id,
