@@ -243,3 +243,19 @@ def test_save_png_writes_rgb_and_refuses_to_overwrite(tmp_path):
         viz.save_png(tmp_path / "out.jpg", img)
     with pytest.raises(InputError, match=r"rgb: expected a unsigned integer or bool array, got dtype float64"):
         viz.save_png(tmp_path / "f.png", np.zeros((2, 2, 3)))
+
+
+@pytest.mark.parametrize("ps", [1, 2, 3])
+def test_compiled_splat_equals_numpy_splat(rng, ps):
+    if not viz._HAVE_NUMBA:
+        pytest.skip("numba disabled")
+    n = 2000
+    u = rng.integers(-3, 43, n)
+    v = rng.integers(-3, 33, n)
+    z = rng.integers(1, 5, n).astype(np.float64)  # many ties: the earlier point must win both ways
+    cols = rng.integers(0, 256, (n, 3), dtype=np.uint8)
+    a = np.zeros((30, 40, 3), np.uint8)
+    b = np.zeros((30, 40, 3), np.uint8)
+    viz._splat_numba(u, v, z, cols, ps, a)
+    viz._splat_numpy(u, v, z, cols, ps, b)
+    assert np.array_equal(a, b)

@@ -10,6 +10,7 @@ This module must not import sources, the server or the CLI.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,37 @@ __all__ = [
 CMAPS: tuple[str, ...] = ("gray", *sorted(n[len("COLORMAP_"):].lower() for n in dir(cv2) if n.startswith("COLORMAP_")))
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+try:  # the z-buffer splat has a compiled kernel; the numpy path gives the same picture, slower
+    if os.environ.get("DEPTHCLOUD_NO_NUMBA"):
+        raise ImportError("disabled by DEPTHCLOUD_NO_NUMBA")
+    from numba import njit
+
+    _HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised by the DEPTHCLOUD_NO_NUMBA test
+    _HAVE_NUMBA = False
+
+if _HAVE_NUMBA:
+
+    @njit(cache=True, nogil=True)
+    def _splat_numba(u, vv, z, colors, ps, img):  # type: ignore[no-untyped-def]
+        h, w = img.shape[0], img.shape[1]
+        zbuf = np.full((h, w), np.inf)
+        half = (ps - 1) // 2
+        for i in range(u.shape[0]):
+            for dy in range(-half, ps - half):
+                y = vv[i] + dy
+                if y < 0 or y >= h:
+                    continue
+                for dx in range(-half, ps - half):
+                    x = u[i] + dx
+                    if x < 0 or x >= w:
+                        continue
+                    if z[i] < zbuf[y, x]:  # strictly nearer: on ties the earlier point stays
+                        zbuf[y, x] = z[i]
+                        img[y, x, 0] = colors[i, 0]
+                        img[y, x, 1] = colors[i, 1]
+                        img[y, x, 2] = colors[i, 2]
 
 
 def _lut(cmap: str) -> np.ndarray:
@@ -285,13 +317,17 @@ def render_cloud(
     if len(cloud) == 0:
         return img
     cl = _cloud_in_optical(cloud)
-    pts = cl.points.astype(np.float64)
-    centre = pts.mean(axis=0)
-    p = (pts - centre) @ VIEWS[view].T  # view-camera coordinates, centroid at the origin
+    R = VIEWS[view]
+    to_view = np.eye(4)
+    to_view[:3, :3] = R
+    to_view[:3, 3] = -R @ cl.points.mean(axis=0, dtype=np.float64)
+    p = cl.transform(to_view).points.astype(np.float64)  # view-camera coordinates, centroid at the origin
     tan_half = math.tan(math.radians(_HFOV_DEG) / 2.0)
     ext_xy = float(max(np.abs(p[:, 0]).max(), np.abs(p[:, 1]).max() * w / h))
     ext_z = float(np.abs(p[:, 2]).max())
-    dist = ext_z + max(ext_xy, 1e-9) / tan_half
+    # Far enough to see the whole cloud, and never closer to its front than its depth, so that a
+    # deep, narrow cloud is not drawn with an extreme perspective.
+    dist = ext_z + max(ext_xy / tan_half, ext_z, 1e-6)
     zc = p[:, 2] + dist  # > 0 for every point
     xn, yn = p[:, 0] / zc, p[:, 1] / zc
     # Fit: the largest normalised offset from the centroid reaches 95 % of the half-image.
@@ -302,30 +338,44 @@ def render_cloud(
     if cl.colors is not None:
         colors = cl.colors
     else:
-        rng = np.linalg.norm(pts, axis=1)
+        rng = np.linalg.norm(cl.points, axis=1)
         colors = colorize(rng.reshape(1, -1) + 1e-12, cmap="turbo").reshape(-1, 3)
+    _splat(u, vv, zc, np.ascontiguousarray(colors), ps, img)
+    return img
+
+
+def _splat(u: np.ndarray, vv: np.ndarray, z: np.ndarray, colors: np.ndarray, ps: int, img: np.ndarray) -> None:
+    """Draw ``ps``×``ps`` squares at integer pixels (u, vv) into ``img``; the nearest z wins each pixel
+    (the earlier point on ties)."""
+    if _HAVE_NUMBA:
+        _splat_numba(u, vv, z, colors, ps, img)
+    else:
+        _splat_numpy(u, vv, z, colors, ps, img)
+
+
+def _splat_numpy(u: np.ndarray, vv: np.ndarray, z: np.ndarray, colors: np.ndarray, ps: int, img: np.ndarray) -> None:
+    h, w = img.shape[:2]
     half = (ps - 1) // 2
     lin_parts, z_parts, idx_parts = [], [], []
-    point_idx = np.arange(len(zc))
+    point_idx = np.arange(len(z))
     for dy in range(-half, ps - half):
         for dx in range(-half, ps - half):
             uu, vy = u + dx, vv + dy
             ok = (uu >= 0) & (uu < w) & (vy >= 0) & (vy < h)
             lin_parts.append(vy[ok] * w + uu[ok])
-            z_parts.append(zc[ok])
+            z_parts.append(z[ok])
             idx_parts.append(point_idx[ok])
     lin = np.concatenate(lin_parts)
     if lin.size == 0:
-        return img
-    z = np.concatenate(z_parts)
+        return
+    zs = np.concatenate(z_parts)
     idx = np.concatenate(idx_parts)
-    order = np.lexsort((z, lin))  # by pixel, nearest first
+    order = np.lexsort((idx, zs, lin))  # by pixel, nearest first, earlier point first on ties
     lin_s = lin[order]
     first = np.empty(lin_s.shape, bool)
     first[0] = True
     np.not_equal(lin_s[1:], lin_s[:-1], out=first[1:])
     img.reshape(-1, 3)[lin_s[first]] = colors[idx[order][first]]
-    return img
 
 
 def render_views(
