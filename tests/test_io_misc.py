@@ -59,10 +59,33 @@ def test_normals_are_not_written_to_text(rng):
 
 
 def test_reads_separators_headers_comments_and_float_colours():
-    text = b"# exported\n//X;Y;Z;R;G;B\nX;Y;Z;R;G;B\n1;2;3;1.0;0.5;0\n\n4\t5\t6\t0\t0.25\t1\n"
+    text = b"# exported\nX;Y;Z;R;G;B\n1;2;3;1.0;0.5;0\n\n4\t5\t6\t0\t0.25\t1\n"
     cloud = decode_xyz(text)
     np.testing.assert_array_equal(cloud.points, [[1, 2, 3], [4, 5, 6]])
     np.testing.assert_array_equal(cloud.colors, [[255, 128, 0], [0, 64, 255]])
+
+
+def test_cloudcompare_titles_find_columns_by_name():
+    # CloudCompare's ASCII export with column titles: colours, a scalar field, then normals.
+    text = (b"//X,Y,Z,R,G,B,Scalar_field,Nx,Ny,Nz\n"
+            b"1.5,2,3,10,20,30,0.7,0,0,1\n4,5,6,40,50,60,0.1,0,-1,0\n")
+    cloud = decode_xyz(text)
+    np.testing.assert_array_equal(cloud.points, [[1.5, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(cloud.colors, [[10, 20, 30], [40, 50, 60]])
+    np.testing.assert_array_equal(cloud.normals, [[0, 0, 1], [0, -1, 0]])
+
+
+def test_header_columns_in_any_order_and_long_names():
+    cloud = decode_xyz(b"intensity,red,green,blue,z,y,x,normal_x,normal_y,normal_z\n9,1,2,3,30,20,10,1,0,0\n")
+    np.testing.assert_array_equal(cloud.points, [[10, 20, 30]])
+    np.testing.assert_array_equal(cloud.colors, [[1, 2, 3]])
+    np.testing.assert_array_equal(cloud.normals, [[1, 0, 0]])
+
+
+def test_header_with_only_points_and_normals_reads_no_colours():
+    cloud = decode_xyz(b"x y z nx ny nz\n1 2 3 -0.5 0.5 0\n")
+    assert cloud.colors is None
+    np.testing.assert_array_equal(cloud.normals, [[-0.5, 0.5, 0]])
 
 
 def test_non_finite_rows_are_dropped():
@@ -77,6 +100,9 @@ def test_non_finite_rows_are_dropped():
     (b"1 2 3\n4 5 six\n", r"line 2: expected a number, got 'six'"),
     (b"1 2 3\n4 5 6 7\n8 9\n", r"p\.xyz: line 2: expected 3 values, got 4"),
     (b"1 2 3 0 0 0\n1 2 3 0 300 0\n", r"line 2: colours must be 0..255"),
+    (b"a,b,c\n1,2,3\n", r"p\.xyz: line 1: the header names no x, y, z columns: 'a b c'"),
+    (b"x,y,z,r,g,b\n1,2,3,4,5\n", r"line 2: expected 6 values, got 5"),
+    (b"//X,Y,Z\n//X,Y,Z\n1,2\n", r"line 3: expected 3 values, got 2"),
 ])
 def test_text_bad_input(data, match):
     with pytest.raises(FormatError, match=match):

@@ -1,8 +1,10 @@
 """Plain-text point lists: ``.xyz``/``.txt`` (whitespace) and ``.csv`` (commas).
 
 One point per line: ``x y z`` or ``x y z r g b``. Reading also accepts commas, semicolons or tabs
-in any of these files, a header line of names (``x,y,z,r,g,b``) on the first line, ``#`` comment lines,
-and colours as floats in 0..1. Writing uses spaces for ``.xyz``/``.txt`` and commas with a header
+in any of these files, ``#`` comment lines, colours as floats in 0..1, and a header line of column
+names before the first row (``x,y,z,r,g,b``, or CloudCompare's ``//X,Y,Z,R,G,B,Nx,Ny,Nz``): with a
+header, columns are found by name (``r g b`` or ``red green blue``, ``nx ny nz`` or ``normal_x …``)
+and other columns are ignored. Writing uses spaces for ``.xyz``/``.txt`` and commas with a header
 line for ``.csv``; floats are written with the shortest text that reads back bit for bit.
 
 This module must not import a source, the server or the CLI.
@@ -20,6 +22,7 @@ from depthcloud.errors import FormatError, InputError
 from depthcloud.io._files import (
     PathArg,
     RowError,
+    finite_rows,
     format_table,
     is_number,
     number_table,
@@ -32,40 +35,74 @@ __all__ = ["decode_xyz", "encode_xyz", "read_xyz", "write_xyz"]
 _SPLIT = re.compile(r"[,;\s]+")
 
 
+_COLUMN_SETS = {
+    "points": (("x", "y", "z"),),
+    "colors": (("r", "g", "b"), ("red", "green", "blue")),
+    "normals": (("nx", "ny", "nz"), ("normal_x", "normal_y", "normal_z")),
+}
+
+
+def _header_columns(names: list[str], path: PathArg | None, line: int) -> dict[str, list[int]]:
+    """Column indices of points, colours and normals named by a header line (other columns ignored)."""
+    lower = [n.lower() for n in names]
+    found: dict[str, list[int]] = {}
+    for key, options in _COLUMN_SETS.items():
+        for option in options:
+            if all(n in lower for n in option):
+                found[key] = [lower.index(n) for n in option]
+                break
+    if "points" not in found:
+        raise FormatError(f"the header names no x, y, z columns: {' '.join(names)!r}", path=path, line=line)
+    return found
+
+
 def decode_xyz(data: bytes, *, path: PathArg | None = None) -> PointCloud:
     """A cloud from text lines of ``x y z [r g b]`` (see the module docstring). Points (N, 3) float32,
-    colours (N, 3) uint8; rows with a non-finite coordinate are dropped."""
+    colours (N, 3) uint8, normals (N, 3) float32 when a header names them; rows with a non-finite
+    coordinate are dropped."""
     text = data.decode("utf-8", errors="replace")
     rows: list[tuple[int, list[str]]] = []
+    header: tuple[int, list[str]] | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        if not line or line.startswith("#") or line.startswith("//"):
+        if not line or line.startswith("#"):
             continue
-        rows.append((number, [w for w in _SPLIT.split(line) if w]))
-    if rows and not all(is_number(w) for w in rows[0][1]):
-        rows = rows[1:]  # a header line of column names
+        title = line.startswith("//")  # CloudCompare writes its column titles as "//X,Y,Z,R,G,B"
+        words = [w for w in _SPLIT.split(line.lstrip("/")) if w]
+        if not rows and header is None and words and not all(is_number(w) for w in words):
+            header = (number, words)
+        elif not title and words:
+            rows.append((number, words))
+    if header is not None:
+        columns = _header_columns(header[1], path, header[0])
+        ncol = len(header[1])
+    elif rows:
+        ncol = len(rows[0][1])
+        if ncol not in (3, 6):
+            raise FormatError(f"expected 3 (x y z) or 6 (x y z r g b) columns, got {ncol}", path=path,
+                              line=rows[0][0])
+        columns = {"points": [0, 1, 2], **({"colors": [3, 4, 5]} if ncol == 6 else {})}
     if not rows:
         return PointCloud._trusted(np.empty((0, 3), np.float32))
-    ncol = len(rows[0][1])
-    if ncol not in (3, 6):
-        raise FormatError(f"expected 3 (x y z) or 6 (x y z r g b) columns, got {ncol}", path=path, line=rows[0][0])
     try:
         table = number_table([" ".join(words) for _, words in rows], ncol)
     except RowError as exc:
         raise FormatError(exc.message, path=path, line=rows[exc.index][0]) from None
     with np.errstate(over="ignore", invalid="ignore"):
-        pts = table[:, :3].astype(np.float32)
-    keep = np.isfinite(pts).all(axis=1)
+        pts = table[:, columns["points"]].astype(np.float32)
+        normals = table[:, columns["normals"]].astype(np.float32) if "normals" in columns else None
     colors = None
-    if ncol == 6:
-        rgb = table[:, 3:6]
-        if not np.isfinite(rgb).all() or rgb.min() < 0 or rgb.max() > 255:
-            bad = int(np.flatnonzero(~(np.isfinite(rgb) & (rgb >= 0) & (rgb <= 255)).all(axis=1))[0])
+    if "colors" in columns:
+        rgb = table[:, columns["colors"]]
+        ok = np.isfinite(rgb) & (rgb >= 0) & (rgb <= 255)
+        if not ok.all():
+            bad = int(np.flatnonzero(~ok.all(axis=1))[0])
             raise FormatError("colours must be 0..255 (or 0..1 floats)", path=path, line=rows[bad][0])
         if rgb.max() <= 1.0 and np.any(rgb != np.floor(rgb)):
             rgb = rgb * 255.0
-        colors = np.ascontiguousarray(np.rint(rgb).astype(np.uint8)[keep])
-    return PointCloud._trusted(np.ascontiguousarray(pts[keep]), colors)
+        colors = np.rint(rgb).astype(np.uint8)
+    pts, (colors, normals) = finite_rows(pts, colors, normals)
+    return PointCloud._trusted(pts, colors, normals)
 
 
 def read_xyz(path: PathArg) -> PointCloud:
