@@ -40,7 +40,8 @@ from depthcloud.io._files import (
     write_atomic,
 )
 
-__all__ = ["PcdHeader", "decode_pcd", "encode_pcd", "lzf_compress", "lzf_decompress", "read_pcd", "write_pcd"]
+__all__ = ["PcdHeader", "decode_pcd", "encode_pcd", "lzf_compress", "lzf_decompress", "parse_pcd_header", "read_pcd",
+           "write_pcd"]
 
 DATA_KINDS = ("ascii", "binary", "binary_compressed")
 _KEYS = ("VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA")
