@@ -328,10 +328,14 @@ def reproject_with_q(
         valid = np.isfinite(d64) & (d64 > 0)
     rows, cols = np.nonzero(valid)
     dv = d64[rows, cols]
-    hom = np.stack([cols.astype(np.float64), rows.astype(np.float64), dv, np.ones_like(dv)], axis=0)
-    X = Qm @ hom
+    uf, vf = cols.astype(np.float64), rows.astype(np.float64)
+    # Row by row rather than Q @ [u v d 1]: a (4, 4) @ (4, N) matmul goes through BLAS, whose
+    # thread pool makes it many times slower on a busy machine.
+    X = [Qm[i, 0] * uf + Qm[i, 1] * vf + Qm[i, 2] * dv + Qm[i, 3] for i in range(4)]
     w = X[3]
     front = w > 0
-    pts = (X[:3, front] / w[front]).T.astype(np.float32)
+    pts = np.empty((int(front.sum()), 3), np.float32)
+    for i in range(3):
+        pts[:, i] = X[i][front] / w[front]
     cols_out = None if c is None else np.ascontiguousarray(c[rows[front], cols[front]])
-    return PointCloud._trusted(np.ascontiguousarray(pts), cols_out, None, "optical", None)
+    return PointCloud._trusted(pts, cols_out, None, "optical", None)
