@@ -1,1 +1,16 @@
-"""depthcloud.serve"""
+"""The point-cloud server and its clients.
+
+* :class:`CloudServer` (``server.py``): the newest cloud over websocket (compatible mode on ``/``,
+  binary mode on ``/v1``) and HTTP (``/cloud.ply``, ``/cloud.pcd``, ``/cloud.json``, ``/health``,
+  ``/metrics``) on one port; ``depthcloud serve`` is a thin shell over it.
+* :class:`ServeConfig` / :func:`load_config` (``config.py``): flags > ``DEPTHCLOUD_*`` > file > defaults.
+* ``protocol.py``: the wire formats, pure encode/decode (docs/protocol.md).
+* ``client.py``: sync and async clients (``get_cloud``, ``subscribe``, ``info``, ``get_compat``).
+
+websockets and zstandard are imported where used (the ``serve`` extra).
+"""
+
+from depthcloud.serve.config import ServeConfig, load_config
+from depthcloud.serve.server import CloudServer
+
+__all__ = ["CloudServer", "ServeConfig", "load_config"]

@@ -326,34 +326,51 @@ def encode_cloud(
     if compress not in COMPRESSIONS:
         raise InputError(f"compress: expected one of {', '.join(COMPRESSIONS)}, got {compress!r}")
     idx = subsample(len(cloud), max_points)
-    pts = cloud.points if idx is None else cloud.points[idx]
+    n = len(cloud) if idx is None else len(idx)
     dtype, scale = _DTYPES[encoding]
-    if encoding == "i16mm":
-        if pts.size and float(np.abs(pts).max()) > _I16_LIMIT_M:
-            raise InputError(f"encoding i16mm holds coordinates up to {_I16_LIMIT_M} m; this cloud reaches "
-                             f"{float(np.abs(pts).max()):.3f} m (use f32 or f16)")
-        xyz = np.rint(pts * np.float32(1000.0)).astype(dtype)
-    else:
-        xyz = np.ascontiguousarray(pts, dtype=dtype)
-    n = xyz.shape[0]
+    with_rgb = bool(colors) and cloud.colors is not None
     fields: list[dict[str, Any]] = [{"name": "xyz", "dtype": dtype, "shape": [n, 3]}]
-    parts = [xyz.tobytes()]
-    if colors and cloud.colors is not None:
-        rgb = cloud.colors if idx is None else cloud.colors[idx]
+    if with_rgb:
         fields.append({"name": "rgb", "dtype": "u1", "shape": [n, 3]})
-        parts.append(np.ascontiguousarray(rgb).tobytes())
-    body = b"".join(parts)
-    raw_bytes = len(body)
-    if compress == "zstd":
-        import zstandard
-
-        body = zstandard.ZstdCompressor(level=1).compress(body)
+    xyz_bytes = n * 3 * np.dtype(dtype).itemsize
+    raw_bytes = xyz_bytes + (n * 3 if with_rgb else 0)
     header = {
         "seq": int(seq), "stamp": cloud.stamp, "frame": cloud.frame, "units": "m", "count": n,
         "encoding": encoding, "scale": scale, "fields": fields, "compress": compress, "body_bytes": raw_bytes,
     }
     head = json.dumps(header, separators=(",", ":")).encode()
-    return _PREFIX.pack(MAGIC, VERSION, len(head)) + head + body
+    start = _PREFIX.size + len(head)
+    # One buffer, arrays written straight into it: the points are copied once, not three times.
+    message = bytearray(start + raw_bytes)
+    _PREFIX.pack_into(message, 0, MAGIC, VERSION, len(head))
+    message[_PREFIX.size:start] = head
+    xyz = np.frombuffer(message, dtype=dtype, count=n * 3, offset=start).reshape(n, 3)
+    if encoding == "i16mm":
+        pts = cloud.points if idx is None else cloud.points[idx]
+        reach = float(np.abs(pts).max()) if n else 0.0
+        if reach > _I16_LIMIT_M:
+            raise InputError(f"encoding i16mm holds coordinates up to {_I16_LIMIT_M} m; this cloud reaches "
+                             f"{reach:.3f} m (use f32 or f16)")
+        xyz[...] = np.rint(pts * np.float32(1000.0))
+    elif idx is None:
+        xyz[...] = cloud.points
+    elif encoding == "f32":
+        np.take(cloud.points, idx, axis=0, out=xyz)
+    else:
+        xyz[...] = cloud.points[idx]
+    if with_rgb:
+        assert cloud.colors is not None
+        rgb = np.frombuffer(message, dtype=np.uint8, count=n * 3, offset=start + xyz_bytes).reshape(n, 3)
+        if idx is None:
+            rgb[...] = cloud.colors
+        else:
+            np.take(cloud.colors, idx, axis=0, out=rgb)
+    if compress == "zstd":
+        import zstandard
+
+        body = zstandard.ZstdCompressor(level=1).compress(memoryview(message)[start:])
+        return bytes(message[:start]) + body
+    return bytes(message)
 
 
 def decode_cloud(data: bytes) -> tuple[CloudHeader, PointCloud]:
