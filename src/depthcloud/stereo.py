@@ -131,7 +131,10 @@ PRESETS: dict[str, MatcherParams] = {
     # Full resolution, contrast-normalised, holes filled: most of quality's accuracy at 3-way speed.
     "balanced": MatcherParams(block_size=5, mode="3way", normalize_window=7, fill=True, median=5),
     # Full 8-path SGBM on contrast-normalised images, holes filled, colour-guided weighted median.
-    "quality": MatcherParams(block_size=3, mode="hh", normalize_window=7, fill=True, weighted_median=7),
+    "quality": MatcherParams(
+        block_size=3, mode="hh", p1=10, p2=40, uniqueness_ratio=5, speckle_window=50, speckle_range=1,
+        normalize_window=7, fill=True, weighted_median=7,
+    ),
 }
 
 #: Reference settings the benchmarks compare against (usable as ``preset=`` too).

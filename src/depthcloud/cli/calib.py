@@ -247,7 +247,7 @@ def register(app: typer.Typer) -> None:
         views: Annotated[Path | None, typer.Option("--views", help="Write renders of the cloud (front, left, right) as PNG.")] = None,
         preset: Annotated[str, typer.Option("--preset", help="fast, balanced or quality (or the baselines tutorial, opencv).")] = "balanced",
         min_depth: Annotated[float | None, typer.Option("--min-depth", help="Nearest depth to search (metres); sets the disparity range.")] = None,
-        max_depth: Annotated[float | None, typer.Option("--max-depth", help="Farthest depth to keep (metres).")] = None,
+        max_depth: Annotated[float | None, typer.Option("--max-depth", help="Farthest depth to search and keep (metres).")] = None,
         wls: Annotated[bool, typer.Option("--wls", help="Smooth the disparity with the WLS filter (opencv-contrib).")] = False,
         alpha: Annotated[float, typer.Option("--alpha", help="Rectification: 0 valid pixels only … 1 every pixel.")] = 0.0,
         overwrite: OverwriteOpt = False,
