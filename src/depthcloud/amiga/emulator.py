@@ -14,7 +14,8 @@ each is round(f·B/Z), 8-bit, as the camera computes it) or from a recorded even
 payloads byte for byte.
 
 The server binds 127.0.0.1 unless told otherwise (farm-ng's ``serve()`` binds every interface, so it
-is not used). This module must not import the CLI.
+is not used). farm-ng-core counts messages per path in one process-wide object, so two emulators
+in one process must use different names. This module must not import the CLI.
 """
 
 from __future__ import annotations
@@ -204,19 +205,29 @@ class OakEmulator:
             from farm_ng.core.event_service_pb2 import EventServiceConfig
         except ImportError as exc:
             raise MissingDependencyError.for_extra("farm-ng-core", "amiga") from exc
-        server = grpc.aio.server()
+        # gRPC shares ports (SO_REUSEPORT) by default: a second emulator on a busy port would
+        # silently split the clients between two services. Refuse instead.
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         address = f"{self.host}:{self.port}"
         try:
             port = server.add_insecure_port(address)
-        except RuntimeError as exc:
-            raise SourceError(f"cannot listen on {address}: {exc}") from exc
+        except RuntimeError:
+            port = 0
         if port == 0:
-            raise SourceError(f"cannot listen on {address} (in use or not an address of this machine)")
+            await server.stop(None)
+            raise SourceError(f"cannot listen on {address} (in use, or not an address of this machine)")
         self.port = port
         config = EventServiceConfig(name=self.name, port=port, host=self.host,
                                     log_level=EventServiceConfig.LogLevel.ERROR)
         self._service = EventServiceGrpc(server, config)
         self._service.add_request_reply_handler(self._on_request)
+        # farm-ng-core keeps send counts (the events' sequence numbers, which every_n divides) in a
+        # process-wide singleton; start this service's streams from 0 as a fresh camera does.
+        streams = {"disparity", "left", "right", "rgb"}
+        if isinstance(self.frames, Sequence):
+            streams |= {item.stream for item in self.frames}
+        for stream in streams:
+            self._service.metrics.update_data(f"{self.path(stream)}/send_count", 0)
         await server.start()
         self._server = server
         self._task = asyncio.get_running_loop().create_task(self._publish_all())
