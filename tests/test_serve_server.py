@@ -18,6 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from conftest import need
 from depthcloud import Frame
 from depthcloud.errors import ConfigError, ProtocolError, SourceError
 from depthcloud.geometry import depth_to_points
@@ -44,9 +45,10 @@ async def until(cond: Callable[[], Any], timeout_s: float = 10.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(factory: Callable[[], Any] | None = None, **options: Any) -> AsyncIterator[CloudServer]:
+async def running(factory: Callable[[], Any] | None = synthetic(), **options: Any) -> AsyncIterator[CloudServer]:
+    """A started server with a first cloud; ``factory=None`` opens ``options["source"]`` by its spec."""
     cfg = ServeConfig(**{"source": "synthetic:160x120@50", "port": 0, **options})
-    async with CloudServer(cfg, source_factory=factory or synthetic()) as srv:
+    async with CloudServer(cfg, source_factory=factory) as srv:
         await until(lambda: srv.snapshot is not None)
         yield srv
 
@@ -501,3 +503,27 @@ async def test_clients_vanishing_mid_reply_leak_nothing():
         assert tasks1 <= tasks0 and fds1 <= fds0
         assert srv.health()["status"] == "ok"
         assert len(await client.aget_compat(srv.url, 4)) > 0
+
+
+async def test_a_finite_source_is_replayed_and_stays_healthy(monkeypatch):
+    monkeypatch.setattr(server_module, "_RESTART_BACKOFF_S", (0.05, 0.2))
+    factory = lambda: SyntheticSource(default_intrinsics(64, 48), fps=50, frames=2)  # noqa: E731
+    async with running(factory) as srv:
+        await until(lambda: srv.snapshot.seq >= 6)  # three recordings' worth: it was reopened
+        assert srv.health()["status"] == "ok" and srv.health()["source"]["last_error"] is None
+        assert len(await client.aget_compat(srv.url, 2)) > 0
+
+
+@pytest.mark.data
+async def test_serves_a_realsense_recording(data_dir):
+    pytest.importorskip("pyrealsense2")
+    bag = need(data_dir, "realsense_bag/single_depth_color_640x480.bag")
+    async with running(None, source=f"bag:{bag}", decimation=1, frame="zup") as srv:
+        cloud = await client.aget_cloud(srv.url)
+        compat = await client.aget_compat(srv.url, 1)
+    # D435 at 640x480: a cloud of a few hundred thousand points within the camera's range, z up.
+    assert 10_000 < len(cloud) <= 640 * 480 and cloud.frame == "zup"
+    assert len(compat) == len(cloud)
+    np.testing.assert_allclose(compat.points, cloud.points, atol=1e-6)
+    forward = cloud.points[:, 0]  # zup: x is the camera's viewing direction
+    assert forward.min() > 0 and forward.max() < 20

@@ -54,6 +54,7 @@ from depthcloud.frame import Frame
 from depthcloud.geometry import Unprojector
 from depthcloud.serve import protocol
 from depthcloud.serve.config import ServeConfig
+from depthcloud.sources.base import SourceEnded
 
 __all__ = ["MAX_REQUEST_BYTES", "CloudServer", "Snapshot", "is_loopback"]
 
@@ -248,6 +249,14 @@ class _Worker:
                         self._set("running")
                         await self._stream(source)
                         backoff = _RESTART_BACKOFF_S[0]
+                except SourceEnded as exc:
+                    # A finite source (a recording) is replayed: its last cloud stays served meanwhile.
+                    log.info("%s; reopening it", exc)
+                    with self._lock:
+                        self._source = None
+                    self._restarts += 1
+                    await asyncio.sleep(_RESTART_BACKOFF_S[0])
+                    continue
                 except SourceError as exc:
                     log.warning("source failed: %s; reopening in %.1f s", exc, backoff)
                     self._set("reconnecting", str(exc))
