@@ -527,3 +527,39 @@ async def test_serves_a_realsense_recording(data_dir):
     np.testing.assert_allclose(compat.points, cloud.points, atol=1e-6)
     forward = cloud.points[:, 0]  # zup: x is the camera's viewing direction
     assert forward.min() > 0 and forward.max() < 20
+
+
+async def test_pipeline_options_shape_the_cloud():
+    async with running(still(), decimation=2) as srv:
+        plain = srv.snapshot.cloud()
+    async with running(still(), decimation=2, max_depth_m=2.0, min_depth_m=0.5) as srv:
+        near = await client.aget_cloud(srv.url)
+    async with running(still(), decimation=2, voxel_m=0.1, frame="opengl") as srv:
+        coarse = await client.aget_cloud(srv.url)
+    async with running(still(), decimation=2, temporal=True, spatial=True) as srv:
+        filtered = await client.aget_cloud(srv.url, colors=False)
+    assert 0 < len(near) < len(plain) and near.points[:, 2].max() <= 2.0 and near.points[:, 2].min() >= 0.5
+    assert 0 < len(coarse) < len(plain) and coarse.frame == "opengl"
+    assert coarse.points[:, 2].max() < 0  # opengl looks down -z
+    assert len(filtered) > 0 and filtered.colors is None
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: client.get_cloud("ftp://host:1"), r"url: expected 'ws://HOST:PORT\[/PATH\]', got 'ftp://host:1'"),
+    (lambda: client.get_cloud("ws://"), "url: expected"),
+    (lambda: client.get_cloud("ws://127.0.0.1:9", encoding="f64"), "encoding must be one of f32, f16, i16mm"),
+    (lambda: client.get_cloud("ws://127.0.0.1:9", max_points=0), "max_points: expected an integer in 1"),
+    (lambda: client.get_compat("ws://127.0.0.1:9", 9), r"decimation: expected an integer in 1..8, got 9"),
+    (lambda: next(client.subscribe("ws://127.0.0.1:9", max_fps=-1)), r"max_fps must be a number in \(0, 1000\]"),
+    (lambda: client.get_cloud("ws://127.0.0.1:9", max_message_mb=0), "max_message_mb: expected a positive number"),
+])
+def test_client_refuses_bad_arguments_before_connecting(call, match):
+    from depthcloud.errors import InputError
+
+    with pytest.raises(InputError, match=match):
+        call()
+
+
+def test_client_reports_an_unreachable_server():
+    with pytest.raises(ProtocolError, match=r"ws://127.0.0.1:9/v1: "):
+        client.info("127.0.0.1:9", timeout_s=2)

@@ -29,11 +29,12 @@ def register(app: typer.Typer) -> None:
         """Serve the newest point cloud over websocket (/ compatible, /v1 binary) and HTTP on one port."""
         import asyncio
         import contextlib
+        import logging
         import signal
 
         from depthcloud.cli._common import console, err_console
         from depthcloud.serve.config import load_config
-        from depthcloud.serve.server import CloudServer, is_loopback
+        from depthcloud.serve.server import CloudServer
 
         flags: dict[str, Any] = {
             "source": source, "host": host, "port": port, "decimation": decimation, "temporal": temporal,
@@ -41,9 +42,10 @@ def register(app: typer.Typer) -> None:
             "frame": frame, "token": token, "max_clients": max_clients, "max_message_mb": max_message_mb,
         }
         cfg = load_config(flags, config_file=config)
-        if not is_loopback(cfg.host):
-            err_console.print(f"warning: binding {cfg.host} makes the server reachable from other machines"
-                              + ("" if cfg.token else "; consider --token"))
+        # The server reports through logging (source failures, a non-loopback bind); show it on stderr.
+        # basicConfig leaves an application's (or pytest's) own logging setup alone.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        logging.getLogger("depthcloud.serve.websockets").setLevel(logging.WARNING)  # not every connection
 
         async def run() -> None:
             task = asyncio.current_task()

@@ -373,7 +373,7 @@ class CloudServer:
             self._server = await serve(
                 self._handle, self.config.host, self.config.port,
                 process_request=self._process_request, max_size=MAX_REQUEST_BYTES, compression=None,
-                max_queue=4, write_limit=2**16, close_timeout=2, logger=log,
+                max_queue=4, write_limit=2**16, close_timeout=2, logger=log.getChild("websockets"),
             )
         except OSError as exc:
             self._executor.shutdown(wait=False)
