@@ -208,3 +208,12 @@ def test_decode_cloud_refuses_broken_messages(cloud):
     plain = p.encode_cloud(cloud, seq=1)
     with pytest.raises(ProtocolError, match=r"body is .* bytes, header says 12000"):
         p.decode_cloud(plain[:-4])
+
+
+def test_zstd_without_the_extra_names_it(cloud, monkeypatch):
+    from depthcloud.errors import MissingDependencyError
+
+    monkeypatch.setitem(__import__("sys").modules, "zstandard", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'depthcloud\[serve\]'"):
+        p.encode_cloud(cloud, seq=0, compress="zstd")
+    assert p.decode_cloud(p.encode_cloud(cloud, seq=0))[0].count == len(cloud)  # plain still works

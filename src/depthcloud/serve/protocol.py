@@ -26,7 +26,7 @@ import numpy as np
 
 from depthcloud import _validate as v
 from depthcloud.cloud import PointCloud
-from depthcloud.errors import InputError, ProtocolError
+from depthcloud.errors import InputError, MissingDependencyError, ProtocolError
 from depthcloud.geometry import HAVE_NUMBA
 
 __all__ = [
@@ -295,6 +295,14 @@ class CloudHeader:
     body_bytes: int
 
 
+def _zstd() -> Any:
+    try:
+        import zstandard
+    except ImportError as exc:
+        raise MissingDependencyError.for_extra("zstandard", "serve") from exc
+    return zstandard
+
+
 def subsample(count: int, max_points: int | None) -> np.ndarray | None:
     """Indices of an even, deterministic subsample of ``count`` points (None = keep all)."""
     if max_points is None or count <= max_points:
@@ -366,9 +374,7 @@ def encode_cloud(
         else:
             np.take(cloud.colors, idx, axis=0, out=rgb)
     if compress == "zstd":
-        import zstandard
-
-        body = zstandard.ZstdCompressor(level=1).compress(memoryview(message)[start:])
+        body = _zstd().ZstdCompressor(level=1).compress(memoryview(message)[start:])
         return bytes(message[:start]) + body
     return bytes(message)
 
@@ -397,8 +403,7 @@ def decode_cloud(data: bytes) -> tuple[CloudHeader, PointCloud]:
         raise ProtocolError(f"cloud message: bad header ({exc})") from exc
     body: bytes | memoryview = buf[end:]
     if header.compress == "zstd":
-        import zstandard
-
+        zstandard = _zstd()
         try:
             body = zstandard.ZstdDecompressor().decompress(bytes(body), max_output_size=header.body_bytes)
         except zstandard.ZstdError as exc:
