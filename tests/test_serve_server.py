@@ -563,3 +563,23 @@ def test_client_refuses_bad_arguments_before_connecting(call, match):
 def test_client_reports_an_unreachable_server():
     with pytest.raises(ProtocolError, match=r"ws://127.0.0.1:9/v1: "):
         client.info("127.0.0.1:9", timeout_s=2)
+
+
+async def test_a_client_that_stops_reading_does_not_block_the_others():
+    # Replies of ~1 MB to a client that never reads fill its socket; the server must go on serving.
+    async with running(synthetic(320, 240, 50), decimation=1) as srv:
+        stalled = await connect(srv.url, max_size=None, max_queue=1)
+        for _ in range(20):
+            await stalled.send("1")
+        await asyncio.sleep(0.3)
+
+        async def normal() -> int:
+            async with connect(srv.url, max_size=None) as ws:
+                for _ in range(5):
+                    await ws.send("1")
+                    assert isinstance(json.loads(await ws.recv()), list)
+            return 5
+
+        done = await asyncio.wait_for(asyncio.gather(*(normal() for _ in range(3))), 30)
+        assert sum(done) == 15 and srv.health()["status"] == "ok"
+        stalled.transport.abort()
