@@ -99,6 +99,11 @@ class CloudPipeline:
 
         return FilterChain.from_options(**options)
 
+    def reset(self) -> None:
+        """Forget the temporal filter's history (a reopened source starts a new stream)."""
+        if self._base is not None:
+            self._base.reset()
+
     def prepare(self, frame: Frame) -> Frame:
         """The full-resolution filtered frame (stateful filters: call once per frame, in order)."""
         return frame if self._base is None else self._base.apply(frame)
@@ -118,8 +123,7 @@ class CloudPipeline:
                 if len(self._unprojectors) > 32:
                     self._unprojectors.clear()
                 unproject = self._unprojectors[frame.intrinsics] = Unprojector(frame.intrinsics)
-        color = frame.color if frame.color is not None and frame.color.shape[:2] == frame.depth.shape else None
-        cloud = unproject(frame.depth, color=color, min_depth_m=cfg.min_depth_m, max_depth_m=cfg.max_depth_m,
+        cloud = unproject(frame.depth, color=frame.color, min_depth_m=cfg.min_depth_m, max_depth_m=cfg.max_depth_m,
                           stamp=frame.stamp)
         if cfg.voxel_m > 0:
             cloud = cloud.voxel_downsample(cfg.voxel_m)
@@ -246,6 +250,7 @@ class _Worker:
                     with self._lock:
                         self._source = source
                     async with source:
+                        self._pipeline.reset()
                         self._set("running")
                         await self._stream(source)
                         backoff = _RESTART_BACKOFF_S[0]
