@@ -256,7 +256,7 @@ async def test_slow_subscriber_skips_stale_clouds():
 
 
 async def test_encoding_is_shared_by_concurrent_requests():
-    async with running(still(once=True)) as srv:  # one frame: every request sees the same seq
+    async with running(still(once=True), source_timeout_s=600) as srv:  # one frame: every request, one seq
         conns = [await connect(srv.url + "/v1", max_size=None).__aenter__() for _ in range(10)]
         try:
             await asyncio.gather(*(c.send('{"op": "get", "encoding": "f16"}') for c in conns))
