@@ -278,6 +278,19 @@ VIEWS: dict[str, np.ndarray] = {
 _HFOV_DEG = 40.0
 
 
+_ROBUST_MIN_POINTS = 200
+
+
+def _extent(a: np.ndarray) -> float:
+    """Half-width of ``a`` about 0 that a picture must show: the 99.5th percentile of |a| for
+    clouds large enough to have stray points, the maximum for small ones."""
+    if a.size == 0:
+        return 0.0
+    if a.size < _ROBUST_MIN_POINTS:
+        return float(np.abs(a).max())
+    return float(np.quantile(np.abs(a), 0.995))
+
+
 def _cloud_in_optical(cloud: PointCloud) -> PointCloud:
     if cloud.frame in FRAMES and cloud.frame != "optical":
         return cloud.to_frame("optical")
@@ -323,15 +336,18 @@ def render_cloud(
     to_view[:3, 3] = -R @ cl.points.mean(axis=0, dtype=np.float64)
     p = cl.transform(to_view).points.astype(np.float64)  # view-camera coordinates, centroid at the origin
     tan_half = math.tan(math.radians(_HFOV_DEG) / 2.0)
-    ext_xy = float(max(np.abs(p[:, 0]).max(), np.abs(p[:, 1]).max() * w / h))
-    ext_z = float(np.abs(p[:, 2]).max())
+    ext_xy = max(_extent(p[:, 0]), _extent(p[:, 1]) * w / h)
+    ext_z = _extent(p[:, 2])
     # Far enough to see the whole cloud, and never closer to its front than its depth, so that a
     # deep, narrow cloud is not drawn with an extreme perspective.
     dist = ext_z + max(ext_xy / tan_half, ext_z, 1e-6)
-    zc = p[:, 2] + dist  # > 0 for every point
-    xn, yn = p[:, 0] / zc, p[:, 1] / zc
-    # Fit: the largest normalised offset from the centroid reaches 95 % of the half-image.
-    reach = max(float(np.abs(xn).max()) / (w / 2.0), float(np.abs(yn).max()) / (h / 2.0))
+    zc = p[:, 2] + dist
+    # A few stray points (outliers a sensor or matcher leaves) are fitted out of the picture, not
+    # allowed to shrink everything else; they may fall behind the virtual camera, so drop those.
+    front = zc > 1e-9 * dist
+    xn, yn = p[:, 0] / np.where(front, zc, 1.0), p[:, 1] / np.where(front, zc, 1.0)
+    # Fit: the (robust) largest normalised offset from the centroid reaches 95 % of the half-image.
+    reach = max(_extent(xn[front]) / (w / 2.0), _extent(yn[front]) / (h / 2.0))
     f = 0.95 / reach if reach > 0 else 1.0
     u = np.rint((w - 1) / 2.0 + f * xn).astype(np.int64)
     vv = np.rint((h - 1) / 2.0 + f * yn).astype(np.int64)
@@ -340,6 +356,8 @@ def render_cloud(
     else:
         rng = np.linalg.norm(cl.points, axis=1)
         colors = colorize(rng.reshape(1, -1) + 1e-12, cmap="turbo").reshape(-1, 3)
+    if not front.all():
+        u, vv, zc, colors = u[front], vv[front], zc[front], colors[front]
     _splat(u, vv, zc, np.ascontiguousarray(colors), ps, img)
     return img
 
