@@ -306,7 +306,9 @@ class FrameSource(ABC):
         if running is loop:
             wake.set()
         else:
-            loop.call_soon_threadsafe(wake.set)
+            # The loop may close between the check above and this call (a consumer that is gone).
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
 
 
 class ThreadedSource(FrameSource):
