@@ -1,7 +1,7 @@
 """Amiga OAK disparity → point cloud: depthcloud's table + compiled unprojection against the kornia path
 of farm-ng's camera pointcloud example (depth_from_disparity, depth_to_3d, a range mask), same frame.
 
-Usage: python bench/bench_amiga.py            (each contender runs in its own process)
+Usage: python bench/bench_amiga.py            (contenders take turns, 3 rounds, each in a fresh process)
        python bench/bench_amiga.py WHICH      (one contender; prints one JSON line)
 
 The frame: 640×400 8-bit disparity as an OAK-D sends it (planes from 0.5 to 6 m, a tenth of the pixels
@@ -74,16 +74,30 @@ def run_kornia() -> dict[str, object]:
         return {"points": n, "cloud": timeit(cloud), "threads": torch.get_num_threads()}
 
 
+ROUNDS = 3
+
+
+def _best(results: list[dict]) -> dict:
+    ok = [r for r in results if "error" not in r]
+    return min(ok, key=lambda r: r["cloud"]["median_ms"]) if ok else results[-1]
+
+
 def main(argv: list[str]) -> int:
     if argv:
         result = {"ours": run_ours, "kornia": run_kornia}[argv[0]]()
         print(json.dumps(result))
         return 0
-    ours = run_isolated(__file__, ["ours"])
-    peer = run_isolated(__file__, ["kornia"])
+    # Other work on a shared machine slows whichever contender runs at that moment: run them in
+    # turns, each in a fresh process, and keep each one's fastest median.
+    runs: dict[str, list[dict]] = {"ours": [], "kornia": []}
+    for _ in range(ROUNDS):
+        for name in runs:
+            runs[name].append(run_isolated(__file__, [name]))
+    ours, peer = (_best(runs[name]) for name in ("ours", "kornia"))
     rows = []
-    data: dict[str, object] = {"frame": f"{W}x{H} uint8 disparity", "range_m": [MIN_M, MAX_M], "ours": ours,
-                               "kornia": peer, "versions": versions("numpy", "numba", "torch", "kornia")}
+    data: dict[str, object] = {"frame": f"{W}x{H} uint8 disparity", "range_m": [MIN_M, MAX_M], "rounds": ROUNDS,
+                               "ours": ours, "kornia": peer, "all_runs": runs,
+                               "versions": versions("numpy", "numba", "torch", "kornia")}
     if "error" in ours:
         print(f"ours failed: {ours['error']}", file=sys.stderr)
         return 1

@@ -173,3 +173,19 @@ def test_model_refuses_bad_input(model):
 def test_distortion_is_dropped_because_disparity_is_rectified():
     intr = Intrinsics(400.0, 400.0, 10.0, 5.0, 20, 10, dist=(0.1, -0.05, 0.0, 0.0, 0.0))
     assert not DisparityModel(intr, 0.075).intrinsics.is_distorted
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0.2, 7.5), (0.0, np.inf), (1.0, 1.5), (100.0, 200.0)])
+def test_fused_kernel_gives_the_points_of_the_depth_path(rng, lo, hi):
+    """The one-pass 8-bit kernel against the generic depth → Unprojector path, bit for bit."""
+    from depthcloud.geometry import depth_to_points
+
+    intr = Intrinsics(fx=427.3, fy=426.9, cx=322.6, cy=203.7, width=640, height=400)
+    m = DisparityModel(intr, 0.0755)
+    d = rng.integers(0, 256, size=intr.shape, dtype=np.uint8)
+    ref = depth_to_points(m.depth(d), intr, min_depth_m=lo, max_depth_m=hi)
+    got = m.cloud(d, min_depth_m=lo, max_depth_m=hi, stamp=3.5)
+    np.testing.assert_array_equal(got.points, ref.points)
+    assert got.stamp == 3.5 and got.frame == "optical"
+    if lo == 100.0:
+        assert got.points.shape == (0, 3)
