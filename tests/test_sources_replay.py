@@ -242,3 +242,15 @@ def test_flipped_bytes_never_escape_as_other_errors(tmp_path: Path, pos: int, fl
         return  # the header was hit: refused as a whole, with a FormatError
     assert len(got) <= 2
     assert len(got) == 2 or r.problem is not None
+
+
+async def test_looping_a_one_frame_recording_is_paced(tmp_path: Path) -> None:
+    p = tmp_path / "one.dcrec"
+    with RecordingWriter(p) as w:
+        w.write(Frame(np.ones((2, 3), np.float32), Intrinsics(2.0, 2.0, 1.0, 0.5, 3, 2), seq=5, stamp=7.0))
+    t0 = time.monotonic()
+    async with open_source(f"replay:{p}", loop=True) as src:
+        got = [await src.next_frame(timeout_s=2.0) for _ in range(4)]
+    assert [f.seq for f in got] == [5, 6, 7, 8]
+    assert [f.stamp for f in got] == pytest.approx([7.0 + i / 30 for i in range(4)])
+    assert time.monotonic() - t0 >= 0.09  # three 1/30 s steps, not a busy loop

@@ -66,6 +66,7 @@ FORMAT_VERSION = 1
 _REC_TAG = b"FRAM"
 _REC_HEAD = struct.Struct("<4sII")
 _FILE_HEAD = struct.Struct("<8sII")
+LOOP_FALLBACK_FPS = 30.0  # the pace of a looped recording whose stamps do not say one
 _MAX_PAYLOAD = 1 << 31  # one frame's compressed bytes; anything larger is a corrupt length
 
 
@@ -367,7 +368,7 @@ class ReplaySource(ThreadedSource):
 
     realtime: keep the recorded spacing of the stamps (True) or deliver every frame as fast as the
     consumer takes it (False). loop: start over at the end; seq and stamps keep increasing across
-    passes. A file cut short plays its whole frames and then ends; ``stats.last_error`` says what
+    passes (a one-frame recording loops at ``LOOP_FALLBACK_FPS``). A file cut short plays its whole frames and then ends; ``stats.last_error`` says what
     was left.
     """
 
@@ -402,7 +403,9 @@ class ReplaySource(ThreadedSource):
                 return None
             if self._offset == (0, 0.0):
                 gap = self._last.stamp - self._first.stamp
-                period = gap / max(1, self._last.seq - self._first.seq)
+                steps = self._last.seq - self._first.seq
+                # A one-frame recording has no spacing of its own: loop it at LOOP_FALLBACK_FPS.
+                period = gap / steps if gap > 0 and steps > 0 else 1.0 / LOOP_FALLBACK_FPS
                 self._span = (self._last.seq - self._first.seq + 1, gap + period)
             self._offset = (self._offset[0] + self._span[0], self._offset[1] + self._span[1])
             self._reader.rewind()
