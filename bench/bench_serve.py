@@ -105,10 +105,10 @@ async def hammer(url: str, n_clients: int, duration_s: float, *, message: str = 
                 while time.monotonic() < stop_at:
                     t0 = time.perf_counter()
                     await ws.send(message)
-                    reply = await asyncio.wait_for(ws.recv(), 30)
+                    reply = await asyncio.wait_for(ws.recv(decode=False), 30)  # text frame, kept as bytes
                     latencies.append((time.perf_counter() - t0) * 1e3)
-                    if not isinstance(reply, str) or not reply.startswith("[["):
-                        errors.append(str(reply)[:200])
+                    if not reply.startswith(b"[["):
+                        errors.append(reply[:200].decode("utf-8", "replace"))
                     elif len(latencies) % 97 == 0:  # parse a sample fully (parsing all would load the client)
                         pts = json.loads(reply)
                         if not all(len(p) == 3 for p in pts):
@@ -152,10 +152,12 @@ async def part_load(duration_s: float) -> dict[str, Any]:
                 rss.append(srv.rss_mb())
 
         sampler = asyncio.create_task(sample())
+        cpu0, wall0 = sum(srv.ps.cpu_times()[:2]), time.monotonic()
         result = await hammer(srv.url, 50, duration_s)
+        server_cpu = (sum(srv.ps.cpu_times()[:2]) - cpu0) / (time.monotonic() - wall0)
         sampler.cancel()
         m = await metrics(srv.url)
-        result.update(rss_start_mb=start_rss, rss_peak_mb=max(rss), rss_end_mb=srv.rss_mb(),
+        result.update(server_cpu_cores=server_cpu, rss_start_mb=start_rss, rss_peak_mb=max(rss), rss_end_mb=srv.rss_mb(),
                       cache_hits=m.get("depthcloud_encode_cache_hits_total"),
                       cache_misses=m.get("depthcloud_encode_cache_misses_total"),
                       server_errors=sum(v for k, v in m.items() if k.startswith("depthcloud_errors_total")))
@@ -291,7 +293,7 @@ async def main(quick: bool) -> None:
          f"{bl['cache_misses']:.0f} encodes for {bl['requests']} requests"],
         [f"load: 50 clients × {ld['duration_s']} s, compat '2'",
          f"p50 {ld['p50_ms']:.1f} ms, p99 {ld['p99_ms']:.1f} ms, {ld['replies_per_s']:.0f} replies/s",
-         f"errors {ld['errors']}; RSS {ld['rss_start_mb']:.0f} → peak {ld['rss_peak_mb']:.0f} → "
+         f"errors {ld['errors']}; server CPU {ld['server_cpu_cores']:.2f} cores; RSS {ld['rss_start_mb']:.0f} → peak {ld['rss_peak_mb']:.0f} → "
          f"{ld['rss_end_mb']:.0f} MiB; cache {ld['cache_hits']:.0f} hits / {ld['cache_misses']:.0f} encodes"],
         ["slow reader: 10 clients, p50 without → with (median of alternating runs)",
          f"{s['without_p50_ms']:.1f} → {s['with_p50_ms']:.1f} ms",
