@@ -327,3 +327,13 @@ def test_missing_pyrealsense2_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
         open_source("bag:some.bag")
     with pytest.raises(MissingDependencyError, match="pyrealsense2 is not installed"):
         open_source("realsense")
+
+
+@pytest.mark.data
+async def test_stopping_a_bag_nobody_reads_does_not_hang(data_dir: Path) -> None:
+    path = need(data_dir, BAG)
+    src = open_source(f"bag:{path}", realtime=False, loop=True)
+    await asyncio.wait_for(src.start(), 20)
+    await asyncio.sleep(0.3)  # playback fills the queue and blocks: nobody takes frames
+    await asyncio.wait_for(src.stop(), 10)
+    assert src.stats.state == "stopped"

@@ -410,6 +410,8 @@ class BagSource(ThreadedSource):
         return self._read()
 
     def _close(self) -> None:
+        # Retire this open's callbacks first: one blocked on a full queue must not hold sensor.stop().
+        self._gen += 1
         for s in self._sensors:
             # A sensor that never started cannot stop, one never opened cannot close: skip those.
             with contextlib.suppress(RuntimeError):
