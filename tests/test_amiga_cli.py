@@ -248,3 +248,28 @@ def test_ctrl_c_stops_pointcloud_cleanly(calibration, tmp_path):
     assert proc.returncode == 0, err
     assert "stopped by Ctrl-C after" in err and "Traceback" not in err
     assert " frames, " in out
+
+
+def test_pointcloud_with_a_calibration_missing_the_aligned_camera(data_dir, tmp_path, capsys):
+    doc = json.loads(need(data_dir, CALIB).read_text())
+    doc["cameraData"] = [c for c in doc["cameraData"] if c[0] != 2]  # no right camera
+    (tmp_path / "calib.json").write_text(json.dumps(doc))
+    calibration = read_oak_calibration(tmp_path / "calib.json")
+    with emulator_thread(calibration, planes_scene_without_model(), fps=30) as emu:
+        cfg = write_config(tmp_path / "sc.json", emu.port)
+        code = main(["amiga", "pointcloud", "--service-config", str(cfg), "--frames", "1"])
+    one_line_error(capsys, code, "CalibrationError: OAK calibration: <depthai>: no camera at socket 2; sockets present: 0, 1")
+
+
+def planes_scene_without_model():
+    """Disparity frames made without a calibration (planes_scene needs the right camera)."""
+    from depthcloud.amiga.emulator import Published, planes_disparity
+    from depthcloud.amiga.messages import encode_disparity, oak_messages
+
+    image = encode_disparity(planes_disparity(640, 400, 400.0, 0.08, (0.5, 1.0)))
+    seq = 0
+    while True:
+        frame = oak_messages().OakFrame(image_data=image)
+        frame.meta.sequence_num = seq
+        yield Published("disparity", frame)
+        seq += 1
