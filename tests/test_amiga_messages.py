@@ -257,3 +257,24 @@ def test_encode_refuses_what_the_camera_cannot_send():
         encode_disparity(np.zeros((4, 4), np.uint8), encoding="webp")
     with pytest.raises(InputError, match="quality"):
         encode_disparity(np.zeros((4, 4), np.uint8), quality=0)
+
+
+def test_without_farm_ng_amiga_the_own_schema_is_used(monkeypatch):
+    """farm-ng-core alone suffices: with farm_ng.oak unimportable the default falls back."""
+    import sys
+
+    from depthcloud.errors import MissingDependencyError
+
+    oak_messages.cache_clear()
+    monkeypatch.delenv("DEPTHCLOUD_AMIGA_OWN_SCHEMA", raising=False)
+    monkeypatch.setitem(sys.modules, "farm_ng.oak.oak_pb2", None)  # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "farm_ng.oak", None)
+    try:
+        msgs = oak_messages()
+        assert msgs.origin == "depthcloud"
+        frame = msgs.OakFrame(image_data=encode_disparity(np.full((4, 4), 7, np.uint8), encoding="png"))
+        assert decode_disparity(msgs.OakFrame.FromString(frame.SerializeToString()).image_data)[0, 0] == 7
+        with pytest.raises(MissingDependencyError, match=r"pip install 'depthcloud\[amiga\]'"):
+            oak_messages(installed=True)
+    finally:
+        oak_messages.cache_clear()
