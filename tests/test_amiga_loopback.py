@@ -235,3 +235,35 @@ async def test_truncated_recording_replays_what_is_whole(calibration, tmp_path):
     rec = recording_scene(tmp_path / "cut.bin")
     assert len(rec.frames) == 3
     assert "the payload is cut" in rec.problem and "4 whole records read" in rec.problem
+
+
+async def test_replay_source_skips_corrupt_frames_and_needs_a_calibration(calibration, tmp_path):
+    from farm_ng.core.event_pb2 import Event
+    from farm_ng.core.uri import make_proto_uri
+
+    from depthcloud.amiga.client import ClientStats
+    from depthcloud.amiga.eventlog import EventLogWriter
+    from depthcloud.amiga.source import replay_frames
+    from depthcloud.errors import FormatError
+
+    frames = [p.message for p in islice(planes_scene(calibration), 3)]
+    frames[1].image_data = b"\xff\xd8 cut"
+
+    def put(writer, path, message):
+        payload = message.SerializeToString()
+        writer.write(Event(uri=make_proto_uri(path, message, service_name="oak0"), payload_length=len(payload)),
+                     payload)
+
+    with EventLogWriter(tmp_path / "log.bin") as w:
+        put(w, "/calibration", calibration)
+        for f in frames:
+            put(w, "/disparity", f)
+    stats = ClientStats()
+    got = [f async for f in replay_frames(tmp_path / "log.bin", stats=stats)]
+    assert [f.seq for f in got] == [0, 2]
+    assert (stats.decoded, stats.corrupt) == (2, 1) and "frame 1: JPEG disparity is truncated" in stats.report()
+
+    with EventLogWriter(tmp_path / "nocal.bin") as w:
+        put(w, "/disparity", frames[0])
+    with pytest.raises(FormatError, match=r"nocal\.bin: no OakCalibration in this event log"):
+        _ = [f async for f in replay_frames(tmp_path / "nocal.bin")]

@@ -54,6 +54,7 @@ from .messages import OakMessages, decode_disparity, oak_messages
 
 __all__ = [
     "DisparityModel",
+    "DisparityModels",
     "OakClient",
     "OakDisparity",
     "ServiceConfig",
@@ -376,6 +377,28 @@ def disparity_model(
     return DisparityModel(intr, baseline)
 
 
+class DisparityModels:
+    """The :class:`DisparityModel` of each disparity size a stream brings, built once per size.
+
+    calibration: as for :func:`disparity_model`; ``models(disparity)`` returns the model for that
+    (H, W) image; ``new`` is True right after a size was seen for the first time.
+    """
+
+    def __init__(self, calibration: Any, *, align_socket: int = 2) -> None:
+        self.calibration = calibration
+        self.align_socket = align_socket
+        self.new = False
+        self._models: dict[tuple[int, int], DisparityModel] = {}
+
+    def __call__(self, disparity: np.ndarray) -> DisparityModel:
+        h, w = disparity.shape[:2]
+        model = self._models.get((w, h))
+        self.new = model is None
+        if model is None:
+            model = self._models[(w, h)] = disparity_model(self.calibration, w, h, align_socket=self.align_socket)
+        return model
+
+
 # -- the client -------------------------------------------------------------------------------------
 
 
@@ -524,13 +547,9 @@ class OakClient:
         self, *, every_n: int | None = None, align_socket: int = 2, frame_id: str | None = None
     ) -> AsyncIterator[Frame]:
         """Depth :class:`~depthcloud.frame.Frame` s (float32 metres) from the disparity stream."""
-        calib = await self.calibration()
-        models: dict[tuple[int, int], DisparityModel] = {}
+        models = DisparityModels(await self.calibration(), align_socket=align_socket)
         async for item in self.disparity(every_n=every_n):
-            h, w = item.disparity.shape
-            model = models.get((w, h))
-            if model is None:
-                model = models[(w, h)] = disparity_model(calib, w, h, align_socket=align_socket)
+            model = models(item.disparity)
             yield Frame(model.depth(item.disparity), model.intrinsics, seq=item.sequence_num, stamp=item.stamp,
                         frame_id=frame_id or self.config.name)
 

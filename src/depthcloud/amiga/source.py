@@ -19,24 +19,26 @@ from depthcloud.errors import ConfigError, DepthcloudError, FormatError, SourceE
 from depthcloud.frame import Frame
 from depthcloud.sources.base import FrameSource
 
-from .client import OakClient, disparity_model, read_service_config
+from .client import ClientStats, DisparityModels, OakClient, read_service_config
 from .emulator import recording_scene
 from .messages import decode_disparity
 
 __all__ = ["AmigaSource", "open_amiga_source", "replay_frames"]
 
 
-async def replay_frames(path: str | Path, *, align_socket: int = 2, fps: float | None = None) -> AsyncIterator[Frame]:
+async def replay_frames(
+    path: str | Path, *, align_socket: int = 2, fps: float | None = None, stats: ClientStats | None = None
+) -> AsyncIterator[Frame]:
     """Depth Frames from the ``disparity`` messages of a recorded event log, in file order.
 
-    fps: pace them (None = as fast as they are taken). A log without a calibration raises FormatError;
-    a corrupt frame raises FormatError naming its sequence number.
+    fps: pace them (None = as fast as they are taken). A log without a calibration raises FormatError.
+    A corrupt frame is skipped and, when ``stats`` is given, counted there with the reason.
     """
     rec = recording_scene(path)
     if rec.calibration is None:
         raise FormatError("no OakCalibration in this event log; record it with 'depthcloud amiga record'", path=path)
     period = None if fps is None else 1.0 / v.number("fps", fps, positive=True)
-    models: dict[tuple[int, int], Any] = {}
+    models = DisparityModels(rec.calibration, align_socket=align_socket)
     for item in rec.frames:
         if item.stream != "disparity":
             continue
@@ -45,11 +47,13 @@ async def replay_frames(path: str | Path, *, align_socket: int = 2, fps: float |
             disp = decode_disparity(item.message.image_data, width=meta.resolution.width,
                                     height=meta.resolution.height)
         except FormatError as exc:
-            raise FormatError(f"frame {meta.sequence_num}: {exc.message}", path=path) from exc
-        h, w = disp.shape
-        model = models.get((w, h))
-        if model is None:
-            model = models[(w, h)] = disparity_model(rec.calibration, w, h, align_socket=align_socket)
+            if stats is not None:
+                stats.corrupt += 1
+                stats.problems.append(f"frame {meta.sequence_num}: {exc.message}")
+            continue
+        if stats is not None:
+            stats.decoded += 1
+        model = models(disp)
         yield Frame(model.depth(disp), model.intrinsics, seq=int(meta.sequence_num), stamp=float(meta.timestamp),
                     frame_id="oak")
         if period is not None:
@@ -81,13 +85,16 @@ class AmigaSource(FrameSource):
         self.align_socket = align_socket
         self.service = name
         self._client: OakClient | None = None
+        # Frames decoded and corrupt frames skipped (with why): the replay's own, or the client's.
+        self.decode_stats = ClientStats()
         self._task: asyncio.Task[None] | None = None
 
     def _frames(self) -> AsyncIterator[Frame]:
         if self.target.suffix == ".bin":
-            return replay_frames(self.target, align_socket=self.align_socket, fps=self.fps)
+            return replay_frames(self.target, align_socket=self.align_socket, fps=self.fps, stats=self.decode_stats)
         config = read_service_config(self.target, name=self.service)
         self._client = OakClient(config, timeout_s=self.timeout_s)
+        self.decode_stats = self._client.stats
         return self._client.frames(every_n=self.every_n, align_socket=self.align_socket)
 
     async def _start(self) -> None:

@@ -50,19 +50,17 @@ async def _pointcloud(
     save_disparity: bool, save_pointcloud: bool, min_depth_m: float, max_depth_m: float, overwrite: bool,
     align_socket: int,
 ) -> None:
-    from depthcloud.amiga.client import OakClient, disparity_model
+    from depthcloud.amiga.client import DisparityModels, OakClient
     from depthcloud.io import write_cloud
     from depthcloud.viz import colorize, save_png
 
     async with OakClient(config, timeout_s=timeout_s) as client:
         progress.stats = client.stats
-        calib = await client.calibration()
-        models: dict[tuple[int, int], Any] = {}
+        models = DisparityModels(await client.calibration(), align_socket=align_socket)
         async for item in client.disparity(every_n=every_n):
-            h, w = item.disparity.shape
-            model = models.get((w, h))
-            if model is None:
-                model = models[(w, h)] = disparity_model(calib, w, h, align_socket=align_socket)
+            model = models(item.disparity)
+            if models.new:
+                h, w = item.disparity.shape
                 console.print(
                     f"{config.name}: {w}x{h} disparity, f = {model.focal_px:.2f} px, "
                     f"B = {model.baseline_m * 100:.3f} cm, keeping {min_depth_m:g}–{max_depth_m:g} m"
