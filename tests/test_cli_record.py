@@ -59,7 +59,7 @@ def test_record_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixtu
     [
         (["-s", "nosuch:1", "-n", "1"], "ConfigError: source spec 'nosuch:1': unknown scheme 'nosuch'"),
         (["-s", "synthetic:0x5", "-n", "1"], "ConfigError: synthetic: size must be at least 1x1"),
-        (["-s", "synthetic"], "InputError: record: give --frames N or --seconds S"),
+        (["-s", "synthetic"], "InputError: record: a 'synthetic' source does not end by itself; give --frames N or --seconds S"),
         (["-s", "synthetic", "-n", "0"], "InputError: --frames: expected an integer >= 1, got 0"),
         (["-s", "realsense", "-n", "1", "--fast"], "ConfigError: --fast applies to synthetic, replay, bag"),
         (["-s", "replay:missing.dcrec", "-n", "1"], "SourceError: missing.dcrec: no such recording"),
@@ -81,3 +81,18 @@ def test_sources_lists_specs(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for syntax in ("synthetic[:WxH[@FPS]]", "replay:PATH", "bag:FILE.bag", "realsense[:serial=", "amiga:CONFIG"):
         assert syntax in out
+
+
+@pytest.mark.data
+def test_record_a_bag_without_limits_takes_every_frame(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import data_root
+
+    bag = data_root() / "realsense_bag" / "single_depth_color_640x480.bag"
+    if not bag.exists():
+        pytest.skip(f"{bag} not found")
+    out = tmp_path / "d435.dcrec"
+    code, stdout, err = run(capsys, "record", "-s", f"bag:{bag}", "-o", out, "--fast")
+    assert code == 0, err
+    assert "recorded 2 frames" in stdout
+    frames = read_recording(out)
+    assert len(frames) == 2 and frames[0].intrinsics.fx == pytest.approx(390.431, abs=1e-3)

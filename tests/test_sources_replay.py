@@ -181,9 +181,12 @@ async def test_replay_realtime_pacing_and_loop(tmp_path: Path) -> None:
     assert elapsed >= 0.2  # five 50 ms gaps at the recorded pace
 
 
-async def test_record_source_needs_a_limit(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="give frames or seconds"):
-        await record_source(open_source("synthetic:8x8@30"), tmp_path / "a.dcrec")
+async def test_record_source_without_a_limit_records_a_finite_source_to_its_end(tmp_path: Path) -> None:
+    first = tmp_path / "a.dcrec"
+    await record_source(open_source("synthetic:8x8@30", realtime=False), first, frames=5)
+    stats = await record_source(open_source(f"replay:{first}", realtime=False), tmp_path / "b.dcrec")
+    assert stats.frames == 5
+    assert [f.seq for f in read_recording(tmp_path / "b.dcrec")] == [f.seq for f in read_recording(first)]
 
 
 @pytest.mark.data

@@ -18,6 +18,8 @@ from depthcloud.errors import ConfigError, InputError
 
 # Sources that generate or play files can run faster than real time; live devices cannot.
 _PACEABLE = ("synthetic", "replay", "bag")
+# Sources that end by themselves: without --frames/--seconds they are recorded to their end.
+_FINITE = ("replay", "bag")
 
 
 def register(app: typer.Typer) -> None:
@@ -25,7 +27,7 @@ def register(app: typer.Typer) -> None:
     def record(
         source: Annotated[str, typer.Option("--source", "-s", help="Source spec, e.g. synthetic:640x480@30, bag:FILE, realsense.")],
         output: Annotated[Path, typer.Option("-o", "--output", help="Recording to write (.dcrec).")],
-        frames: Annotated[int | None, typer.Option("--frames", "-n", help="Stop after this many frames.")] = None,
+        frames: Annotated[int | None, typer.Option("--frames", "-n", help="Stop after this many frames (bag/replay: default all).")] = None,
         seconds: Annotated[float | None, typer.Option("--seconds", "-t", help="Stop after this many seconds.")] = None,
         fast: Annotated[bool, typer.Option("--fast", help="Synthetic, replay and bag: every frame as fast as possible, not in real time.")] = False,
         compression: Annotated[str | None, typer.Option("--compression", help="zstd (default when installed) or zlib.")] = None,
@@ -35,8 +37,9 @@ def register(app: typer.Typer) -> None:
         from depthcloud.sources import open_source
         from depthcloud.sources.replay import record_source
 
-        if frames is None and seconds is None:
-            raise InputError("record: give --frames N or --seconds S")
+        scheme = source.partition(":")[0]
+        if frames is None and seconds is None and scheme not in _FINITE:
+            raise InputError(f"record: a {scheme!r} source does not end by itself; give --frames N or --seconds S")
         if frames is not None and frames < 1:
             raise InputError(f"--frames: expected an integer >= 1, got {frames}")
         if seconds is not None and not seconds > 0:
@@ -45,7 +48,6 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--compression: expected zstd or zlib, got {compression!r}")
         options = {}
         if fast:
-            scheme = source.partition(":")[0]
             if scheme not in _PACEABLE:
                 raise ConfigError(f"--fast applies to {', '.join(_PACEABLE)} sources, not {scheme!r}")
             options["realtime"] = False

@@ -451,14 +451,13 @@ async def record_source(
     on_frame: Callable[[Frame], None] | None = None,
 ) -> RecordingStats:
     """Record ``source`` to ``path`` until ``frames`` frames or ``seconds`` seconds (counted from the
-    moment the source is open) or the source's end. Starts and stops the source. Compression runs off the event loop. ``on_frame`` is called
-    after each frame is written (progress). The depth scale of sources that have one (RealSense) is
-    used to store exact z16.
+    moment the source is open) or the source's end; with neither limit, until the end (for sources
+    that have one: files). Starts and stops the source. Compression runs off the event loop.
+    ``on_frame`` is called after each frame is written (progress). The depth scale of sources that
+    have one (RealSense) is used to store exact z16.
     """
     n_max = None if frames is None else v.integer("frames", frames, low=1)
     t_max = None if seconds is None else v.number("seconds", seconds, positive=True)
-    if n_max is None and t_max is None:
-        raise InputError("record: give frames or seconds (or both)")
     scale = getattr(source, "depth_scale", None)
     writer = RecordingWriter(path, compression=compression, overwrite=overwrite, source=source.name)
     try:
