@@ -303,8 +303,9 @@ class DisparityModel:
 if HAVE_NUMBA:
 
     # Z = f·B/d falls as d grows, so a depth range is a disparity range [lo, hi]. Branch-free: every
-    # pixel adds (lo ≤ d ≤ hi) to its row's count, and every pixel writes its point at the row's
-    # cursor, which only kept pixels advance (the next one overwrites the rest).
+    # pixel adds (lo ≤ d ≤ hi) to its row's count, and every pixel writes its point at a cursor that
+    # only kept pixels advance (the next one overwrites the rest). The writer fills a small per-row
+    # buffer and copies the kept run out in one block, which beats scattered stores to the output.
     @njit(parallel=True, cache=True, nogil=True)
     def _count_kept(disp, lo, hi, counts):  # type: ignore[no-untyped-def]
         h, w = disp.shape
@@ -317,21 +318,23 @@ if HAVE_NUMBA:
 
     @njit(parallel=True, cache=True, nogil=True)
     def _write_kept(disp, lo, hi, table, xr, yr, offsets, flat):  # type: ignore[no-untyped-def]
-        # flat: the (N, 3) output as one run of 3N floats (plain indexing vectorises better).
+        # flat: the (N, 3) output as one run of 3N floats. Rows go in chunks of 16, one buffer each.
         h, w = disp.shape
-        n = flat.shape[0]
-        for r in prange(h):
-            k = 3 * offsets[r]
-            end = 3 * offsets[r + 1] if r + 1 < h else n
-            y = yr[r]
-            for u in range(w):
-                dv = disp[r, u]
-                z = table[dv]
-                if k < end:
-                    flat[k] = xr[u] * z
-                    flat[k + 1] = y * z
-                    flat[k + 2] = z
-                k += 3 * ((dv >= lo) & (dv <= hi))
+        chunks = (h + 15) // 16
+        for c in prange(chunks):
+            buf = np.empty(3 * w, np.float32)
+            for r in range(16 * c, min(h, 16 * c + 16)):
+                j = 0
+                y = yr[r]
+                for u in range(w):
+                    dv = disp[r, u]
+                    z = table[dv]
+                    buf[j] = xr[u] * z
+                    buf[j + 1] = y * z
+                    buf[j + 2] = z
+                    j += 3 * ((dv >= lo) & (dv <= hi))
+                k = 3 * offsets[r]
+                flat[k:k + j] = buf[:j]
 
 
 def _calibration_mapping(calibration: Any) -> Mapping[str, Any]:
