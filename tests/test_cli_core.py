@@ -215,3 +215,18 @@ def test_info_middlebury_calib_reports_depth_formula(data_dir: Path, capsys: pyt
     code, out, err = run(capsys, "info", calib)
     assert code == 0, err
     assert "rectified" in out and "baseline: 0.176252 m" in out and "doffs: 53.271" in out
+
+
+def test_info_describes_a_recording_and_its_damage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rec = tmp_path / "syn.dcrec"
+    code, _, err = run(capsys, "record", "-s", "synthetic:48x32@30", "-o", rec, "--frames", "3", "--fast")
+    assert code == 0, err
+    code, out, err = run(capsys, "info", rec)
+    assert code == 0, err
+    assert "3 frame(s)" in out and "48x32" in out and "colour: yes" in out and "damaged" not in out
+    data = rec.read_bytes()
+    cut = tmp_path / "cut.dcrec"
+    cut.write_bytes(data[: len(data) - 10])
+    code, out, err = run(capsys, "info", cut)
+    assert code == 0, err
+    assert "2 frame(s)" in out and "damaged: truncated" in out

@@ -234,9 +234,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def info(
-        path: Annotated[Path, typer.Argument(help="A cloud, an image (depth, disparity, colour) or a calibration file.", show_default=False)],
+        path: Annotated[Path, typer.Argument(help="A cloud, an image (depth, disparity, colour), a calibration file or a .dcrec recording.", show_default=False)],
     ) -> None:
-        """Describe a point cloud, an image or a calibration file."""
+        """Describe a point cloud, an image, a calibration file or a recording."""
         check_input(path)
         for line in describe(path):
             console.print(line)
@@ -257,6 +257,8 @@ def register(app: typer.Typer) -> None:
 def describe(path: Path) -> list[str]:
     """Lines describing ``path``: a cloud, an image or a calibration file (chosen by extension, then content)."""
     ext = path.suffix.lower()
+    if ext == ".dcrec":
+        return _describe_recording(path)
     if ext in CLOUD_EXTS and ext != ".txt":
         return _describe_cloud(path)
     if ext in IMAGE_EXTS:
@@ -282,6 +284,29 @@ def _describe_cloud(path: Path) -> list[str]:
         lo, hi = c.bounds()
         lines.append(f"  bounds (m): x {lo[0]:.4g}..{hi[0]:.4g}, y {lo[1]:.4g}..{hi[1]:.4g}, z {lo[2]:.4g}..{hi[2]:.4g}")
         lines.append(f"  centroid (m): {np.array2string(c.points.mean(axis=0), precision=4)}")
+    return lines
+
+
+def _describe_recording(path: Path) -> list[str]:
+    from depthcloud.sources.replay import RecordingReader
+
+    with RecordingReader(path) as reader:
+        first = last = None
+        has_color = False
+        for frame in reader:
+            first = first or frame
+            last = frame
+            has_color = has_color or frame.color is not None
+        n, problem, header = reader.frames_read, reader.problem, reader.header
+    lines = [f"{path}: depthcloud recording, {n} frame(s), source {header.get('source', '?')!r}, "
+             f"compression {header.get('compression', '?')}"]
+    if first is not None and last is not None:
+        span = last.stamp - first.stamp
+        rate = f", {(n - 1) / span:.1f} fps" if n > 1 and span > 0 else ""
+        lines.append(f"  {span:.3f} s of frames (seq {first.seq}..{last.seq}){rate}; colour: {'yes' if has_color else 'no'}")
+        lines += _describe_intrinsics(first.intrinsics, "depth camera")
+    if problem:
+        lines.append(f"  damaged: {problem} (the frames before it are whole)")
     return lines
 
 
