@@ -13,27 +13,21 @@ Named frames (all right-handed, metres):
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from depthcloud import _validate as v
+from depthcloud._jit import HAVE_NUMBA
 from depthcloud.errors import InputError
 
 __all__ = ["FRAMES", "PointCloud", "frame_rotation"]
 
-try:  # the voxel grid has compiled kernels; the numpy fallback gives the same result, slower
-    if os.environ.get("DEPTHCLOUD_NO_NUMBA"):
-        raise ImportError("disabled by DEPTHCLOUD_NO_NUMBA")
-    from numba import njit
-
-    _HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised by the DEPTHCLOUD_NO_NUMBA test
-    _HAVE_NUMBA = False
-
+# The voxel grid has compiled kernels; the numpy fallback gives the same result, slower.
+_HAVE_NUMBA = HAVE_NUMBA
 if _HAVE_NUMBA:
+    from numba import njit
 
     @njit(cache=True, nogil=True)
     def _voxel_keys(points, size, keys, kmin, kmax):  # type: ignore[no-untyped-def]

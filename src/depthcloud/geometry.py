@@ -16,12 +16,12 @@ This module must not import sources, the server or the CLI.
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import numpy as np
 
 from depthcloud import _validate as v
+from depthcloud._jit import HAVE_NUMBA
 from depthcloud.camera import Intrinsics
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import InputError
@@ -36,14 +36,8 @@ __all__ = [
 
 _F32_MAX = float(np.finfo(np.float32).max)
 
-try:  # numba is a core dependency; the fallback keeps the library usable where LLVM cannot load.
-    if os.environ.get("DEPTHCLOUD_NO_NUMBA"):
-        raise ImportError("disabled by DEPTHCLOUD_NO_NUMBA")
+if HAVE_NUMBA:
     from numba import njit, prange
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised by the DEPTHCLOUD_NO_NUMBA test
-    HAVE_NUMBA = False
 
 
 def disparity_to_depth(

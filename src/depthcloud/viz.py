@@ -10,7 +10,6 @@ This module must not import sources, the server or the CLI.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import cv2
 import numpy as np
 
 from depthcloud import _validate as v
+from depthcloud._jit import HAVE_NUMBA
 from depthcloud.cloud import FRAMES, PointCloud
 from depthcloud.errors import FormatError, InputError, OutputExistsError
 
@@ -40,16 +40,10 @@ CMAPS: tuple[str, ...] = ("gray", *sorted(n[len("COLORMAP_"):].lower() for n in 
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
-try:  # the z-buffer splat has a compiled kernel; the numpy path gives the same picture, slower
-    if os.environ.get("DEPTHCLOUD_NO_NUMBA"):
-        raise ImportError("disabled by DEPTHCLOUD_NO_NUMBA")
-    from numba import njit
-
-    _HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised by the DEPTHCLOUD_NO_NUMBA test
-    _HAVE_NUMBA = False
-
+# The z-buffer splat has a compiled kernel; the numpy path gives the same picture, slower.
+_HAVE_NUMBA = HAVE_NUMBA
 if _HAVE_NUMBA:
+    from numba import njit
 
     @njit(cache=True, nogil=True)
     def _splat_numba(u, vv, z, colors, ps, img):  # type: ignore[no-untyped-def]

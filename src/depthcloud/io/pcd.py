@@ -17,7 +17,6 @@ This module must not import a source, the server or the CLI.
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from depthcloud._jit import HAVE_NUMBA
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import FormatError, InputError
 from depthcloud.io._files import (
@@ -189,11 +189,10 @@ def parse_pcd_header(data: bytes, *, path: PathArg | None = None) -> PcdHeader:
 
 # -- LZF ----------------------------------------------------------------------------------------
 
-try:  # numba is a core dependency; without it (or with DEPTHCLOUD_NO_NUMBA) the same kernels run as Python.
-    if os.environ.get("DEPTHCLOUD_NO_NUMBA"):
-        raise ImportError("disabled by DEPTHCLOUD_NO_NUMBA")
+# Without numba (or with DEPTHCLOUD_NO_NUMBA) the same kernels run as Python.
+if HAVE_NUMBA:
     from numba import njit
-except ImportError:  # pragma: no cover - exercised by the DEPTHCLOUD_NO_NUMBA test
+else:  # pragma: no cover - exercised by the DEPTHCLOUD_NO_NUMBA test
 
     def njit(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # type: ignore[no-redef]
         return lambda fn: fn
