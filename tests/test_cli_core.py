@@ -230,3 +230,21 @@ def test_info_describes_a_recording_and_its_damage(tmp_path: Path, capsys: pytes
     code, out, err = run(capsys, "info", cut)
     assert code == 0, err
     assert "2 frame(s)" in out and "damaged: truncated" in out
+
+
+def test_an_unwritable_output_folder_is_one_line_not_a_traceback(tmp_path: Path, camera_file: tuple[Path, Intrinsics], capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        # root ignores folder permissions; a path under a regular file fails for everyone.
+        blocker = tmp_path / "afile"
+        blocker.write_text("x")
+        target = blocker / "sub" / "o.ply"
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = locked / "sub" / "o.ply"
+    cam, _ = camera_file
+    png, _ = _depth_png(tmp_path, "d.png")
+    code, _, err = run(capsys, "depth", png, "-i", cam, "-o", target)
+    assert_user_error(code, err, "Error")

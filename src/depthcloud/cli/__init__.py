@@ -50,7 +50,7 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 interrupted, 2 user error)."""
+    """Entry point; returns the exit code (0 ok, 1 interrupted, 2 user or system error)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("DEPTHCLOUD_DEBUG"))
     args = [a for a in args if a != "--debug"]
@@ -60,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except DepthcloudError as exc:
+        if debug:
+            raise
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # The system refused a file or socket operation (permission, full disk, port in use): the
+        # user can act on its one-line message; a traceback would not help them.
         if debug:
             raise
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
