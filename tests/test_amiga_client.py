@@ -189,3 +189,24 @@ def test_fused_kernel_gives_the_points_of_the_depth_path(rng, lo, hi):
     assert got.stamp == 3.5 and got.frame == "optical"
     if lo == 100.0:
         assert got.points.shape == (0, 3)
+
+
+@pytest.mark.parametrize("vector", [True, False])
+@pytest.mark.parametrize(("w", "h"), [(640, 400), (37, 5), (16, 3), (8, 2), (70000, 1)])
+def test_both_write_kernels_give_the_points_of_the_depth_path(rng, monkeypatch, vector, w, h):
+    """The 16-pixel (AVX-512) kernel and the one-pixel kernel, bit for bit, on sizes that are and
+    are not multiples of 16 (and wider than a 16-bit row count), contiguous or not."""
+    from depthcloud.amiga import client
+    from depthcloud.geometry import HAVE_NUMBA, depth_to_points
+
+    if not HAVE_NUMBA:
+        pytest.skip("the compiled kernels need numba")
+    monkeypatch.setattr(client, "_AVX512", [vector])
+    intr = Intrinsics(fx=427.3, fy=426.9, cx=w / 2 - 0.4, cy=h / 2 + 0.3, width=w, height=h)
+    m = DisparityModel(intr, 0.0755)
+    wide = rng.integers(0, 256, size=(h, 2 * w), dtype=np.uint8)
+    for d in (wide[:, :w].copy(), wide[:, ::2]):
+        for lo, hi in [(0.2, 7.5), (0.0, np.inf), (1.0, 1.5)]:
+            ref = depth_to_points(m.depth(d), intr, min_depth_m=lo, max_depth_m=hi)
+            np.testing.assert_array_equal(m.cloud(d, min_depth_m=lo, max_depth_m=hi).points, ref.points)
+    assert client._AVX512[0] is vector  # the kernel compiled and ran

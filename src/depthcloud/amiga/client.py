@@ -239,6 +239,8 @@ class DisparityModel:
         self._unproject = Unprojector(self.intrinsics)
         # Pinhole rays per column and row, as the Unprojector computes them (x̂ = (u − cx)/fx, ...).
         self._xr, self._yr = self._unproject.rays[0, :, 0].copy(), self._unproject.rays[:, 0, 1].copy()
+        # (min_depth_m, max_depth_m) → the disparity range [lo, hi] it keeps (None: none), per call pair.
+        self._ranges: dict[tuple[float, float], tuple[np.uint8, np.uint8] | None] = {}
 
     @property
     def focal_px(self) -> float:
@@ -266,6 +268,20 @@ class DisparityModel:
 
         return cv2.LUT(self._check(disparity), self.depth_table)
 
+    def _disparity_range(self, zmin: float, zmax: float) -> tuple[np.uint8, np.uint8] | None:
+        """The disparities [lo, hi] whose depth lies in [zmin, zmax] (Z = f·B/d falls as d grows, so
+        the kept ones are one run); None when there are none. Remembered per (zmin, zmax)."""
+        key = (zmin, zmax)
+        if key in self._ranges:
+            return self._ranges[key]
+        table = self.depth_table
+        kept = np.flatnonzero((table > 0) & (table >= np.float32(zmin)) & (table <= np.float32(min(zmax, 3.0e38))))
+        span = (np.uint8(kept[0]), np.uint8(kept[-1])) if kept.size else None
+        if len(self._ranges) >= 64:
+            self._ranges.clear()
+        self._ranges[key] = span
+        return span
+
     def cloud(
         self,
         disparity: np.ndarray,
@@ -287,54 +303,191 @@ class DisparityModel:
             raise InputError(f"min_depth_m {zmin} exceeds max_depth_m {zmax}")
         if not HAVE_NUMBA:
             return self._unproject(self.depth(d), min_depth_m=zmin, max_depth_m=zmax, stamp=stamp)
-        table = self.depth_table
-        kept = np.flatnonzero((table > 0) & (table >= np.float32(zmin)) & (table <= np.float32(min(zmax, 3.0e38))))
-        lo, hi = (np.uint8(kept[0]), np.uint8(kept[-1])) if kept.size else (np.uint8(1), np.uint8(0))
-        h = d.shape[0]
-        counts = np.empty(h, np.int64)
-        _count_kept(d, lo, hi, counts)
-        offsets = np.zeros(h, np.int64)
-        np.cumsum(counts[:-1], out=offsets[1:])
-        out = np.empty((int(offsets[-1] + counts[-1]), 3), np.float32)
-        _write_kept(d, lo, hi, table, self._xr, self._yr, offsets, out.reshape(-1))
+        span = self._disparity_range(zmin, zmax)
+        if span is None:
+            return PointCloud._trusted(np.empty((0, 3), np.float32), None, None, "optical", stamp)
+        lo, hi = span
+        offsets = np.empty(d.shape[0] + 1, np.int64)
+        out = np.empty((_count_kept(d, lo, hi, offsets), 3), np.float32)
+        _write(d, lo, hi, self.depth_table, self._xr, self._yr, offsets, out.reshape(-1))
         return PointCloud._trusted(out, None, None, "optical", stamp)
 
 
 if HAVE_NUMBA:
+    from numba import uint64
 
-    # Z = f·B/d falls as d grows, so a depth range is a disparity range [lo, hi]. Branch-free: every
-    # pixel adds (lo ≤ d ≤ hi) to its row's count, and every pixel writes its point at a cursor that
-    # only kept pixels advance (the next one overwrites the rest). The writer fills a small per-row
-    # buffer and copies the kept run out in one block, which beats scattered stores to the output.
-    @njit(parallel=True, cache=True, nogil=True)
-    def _count_kept(disp, lo, hi, counts):  # type: ignore[no-untyped-def]
-        h, w = disp.shape
-        for r in prange(h):
-            c = 0
-            for u in range(w):
-                dv = disp[r, u]
-                c += (dv >= lo) & (dv <= hi)
-            counts[r] = c
+    # Rows go to the threads in this many blocks of consecutive rows (2 cores: one each).
+    _WRITE_CHUNKS = 2
 
-    @njit(parallel=True, cache=True, nogil=True)
-    def _write_kept(disp, lo, hi, table, xr, yr, offsets, flat):  # type: ignore[no-untyped-def]
-        # flat: the (N, 3) output as one run of 3N floats. Rows go in chunks of 16, one buffer each.
+    # Z = f·B/d falls as d grows, so a depth range is a disparity range [lo, hi], kept when the
+    # unsigned byte d − lo is ≤ hi − lo. One cheap serial pass counts each row's kept pixels (16-bit
+    # counters vectorise well; a parallel region costs more to start than the pass takes) into
+    # offsets[r], where row r's points start, and returns the total.
+    @njit(cache=True, nogil=True, boundscheck=False)
+    def _count_kept(disp, lo, hi, offsets):  # type: ignore[no-untyped-def]
         h, w = disp.shape
-        chunks = (h + 15) // 16
+        span = np.uint8(hi - lo)
+        total = 0
+        for r in range(h):
+            offsets[r] = total
+            if w <= 65535:  # a uint16 count cannot overflow
+                c = np.uint16(0)
+                for u in range(w):
+                    c += np.uint16(np.uint8(disp[r, u] - lo) <= span)
+                total += c  # type: ignore[assignment]
+            else:
+                for u in range(w):
+                    total += np.uint8(disp[r, u] - lo) <= span  # type: ignore[assignment]
+        offsets[h] = total
+        return total
+
+    # One parallel region; each block of rows writes straight into the output. Branch-free: every
+    # pixel writes its point at a cursor that only kept pixels advance (the next one overwrites the
+    # rest), and the block stops once its last point is written, so no write lands past the block's
+    # run (which belongs to the next block, or is past the end). Unsigned indices: no wraparound code.
+    @njit(parallel=True, cache=True, nogil=True, boundscheck=False)
+    def _write_kept(disp, lo, hi, table, xr, yr, offsets, flat, chunks):  # type: ignore[no-untyped-def]
+        # flat: the (N, 3) output as one run of 3N floats.
+        h, w = disp.shape
+        rows = (h + chunks - 1) // chunks
         for c in prange(chunks):
-            buf = np.empty(3 * w, np.float32)
-            for r in range(16 * c, min(h, 16 * c + 16)):
-                j = 0
+            r0 = min(h, c * rows)
+            r1 = min(h, r0 + rows)
+            k = uint64(3 * offsets[r0])
+            end = uint64(3 * offsets[r1])
+            for r in range(r0, r1):
                 y = yr[r]
                 for u in range(w):
+                    if k == end:
+                        break
                     dv = disp[r, u]
                     z = table[dv]
-                    buf[j] = xr[u] * z
-                    buf[j + 1] = y * z
-                    buf[j + 2] = z
-                    j += 3 * ((dv >= lo) & (dv <= hi))
+                    flat[k] = xr[u] * z
+                    flat[k + uint64(1)] = y * z
+                    flat[k + uint64(2)] = z
+                    k += uint64(3) * uint64((dv >= lo) & (dv <= hi))
+
+
+    # With AVX-512, 16 pixels at a time: one gather through the table, two multiplies, and three
+    # compressing stores of the interleaved x, y, z of the kept ones. LLVM's generic masked
+    # intrinsics, written here because numba cannot express a compressing store.
+    from llvmlite import ir as _ir
+    from numba.core import cgutils as _cgutils
+    from numba.core import types as _types
+    from numba.extending import intrinsic
+
+    _I1, _I8, _I16, _I32, _I64, _F32 = (_ir.IntType(1), _ir.IntType(8), _ir.IntType(16), _ir.IntType(32),
+                                        _ir.IntType(64), _ir.FloatType())
+
+    def _v16(t, n=16):  # type: ignore[no-untyped-def]
+        return _ir.VectorType(t, n)
+
+    def _splat(builder, value):  # type: ignore[no-untyped-def]
+        undef = _ir.Constant(_v16(value.type), _ir.Undefined)
+        one = builder.insert_element(undef, value, _ir.Constant(_I32, 0))
+        return builder.shuffle_vector(one, undef, _ir.Constant(_v16(_I32), [0] * 16))
+
+    @intrinsic
+    def _keep16(typingctx, row, table, xr, flat, u0, y, lo, span, k):  # type: ignore[no-untyped-def]
+        """Write the points of the kept pixels among row[u0:u0+16] at flat[k:]; return how many.
+
+        row, table, xr, flat: contiguous 1-D arrays (uint8, float32 ×3). Kept: uint8(d − lo) ≤ span.
+        """
+        sig = _types.int64(row, table, xr, flat, u0, y, lo, span, k)
+
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            a = signature.args
+            row_a, table_a, xr_a, flat_a = (context.make_array(a[i])(context, builder, args[i]) for i in range(4))
+            u0_i = context.cast(builder, args[4], a[4], _types.int64)
+            y32 = context.cast(builder, args[5], a[5], _types.float32)
+            lo8 = context.cast(builder, args[6], a[6], _types.uint8)
+            span8 = context.cast(builder, args[7], a[7], _types.uint8)
+            k_i = context.cast(builder, args[8], a[8], _types.int64)
+            mod = builder.module
+            dptr = builder.bitcast(builder.gep(row_a.data, [u0_i]), _v16(_I8).as_pointer())
+            dv = builder.load(dptr, align=1)
+            keep = builder.icmp_unsigned("<=", builder.sub(dv, _splat(builder, lo8)), _splat(builder, span8))
+            # z = table[d] for all 16: a gather from table + 4·d.
+            base = _splat(builder, builder.ptrtoint(table_a.data, _I64))
+            offs = builder.shl(builder.zext(dv, _v16(_I64)), _splat(builder, _ir.Constant(_I64, 2)))
+            ptrs = builder.inttoptr(builder.add(base, offs), _v16(_F32.as_pointer()))
+            opaque = getattr(ptrs.type.element, "is_opaque", False)
+            gather = _cgutils.get_or_insert_function(
+                mod, _ir.FunctionType(_v16(_F32), [ptrs.type, _I32, _v16(_I1), _v16(_F32)]),
+                "llvm.masked.gather.v16f32.v16p0" + ("" if opaque else "f32"))
+            z = builder.call(gather, [ptrs, _ir.Constant(_I32, 4), _ir.Constant(_v16(_I1), [1] * 16),
+                                      _ir.Constant(_v16(_F32), _ir.Undefined)])
+            xrv = builder.load(builder.bitcast(builder.gep(xr_a.data, [u0_i]), _v16(_F32).as_pointer()), align=4)
+            x = builder.fmul(xrv, z)
+            yv = builder.fmul(_splat(builder, y32), z)
+            xy = builder.shuffle_vector(x, yv, _ir.Constant(_v16(_I32, 32), list(range(32))))
+            zz = builder.shuffle_vector(z, _ir.Constant(_v16(_F32), _ir.Undefined),
+                                        _ir.Constant(_v16(_I32, 32), list(range(16)) * 2))
+            compress = _cgutils.get_or_insert_function(
+                mod, _ir.FunctionType(_ir.VoidType(), [_v16(_F32), _F32.as_pointer(), _v16(_I1)]),
+                "llvm.masked.compressstore.v16f32")
+            ctpop = _cgutils.get_or_insert_function(mod, _ir.FunctionType(_I16, [_I16]), "llvm.ctpop.i16")
+            out = builder.gep(flat_a.data, [k_i])
+            total = _ir.Constant(_I64, 0)
+            for j in range(3):  # output floats 16j..16j+15: pixel p // 3, coordinate p % 3
+                pix = [p // 3 for p in range(16 * j, 16 * j + 16)]
+                src = [p // 3 + 16 * (p % 3) for p in range(16 * j, 16 * j + 16)]
+                part = builder.shuffle_vector(xy, zz, _ir.Constant(_v16(_I32), src))
+                mask = builder.shuffle_vector(keep, _ir.Constant(_v16(_I1), _ir.Undefined), _ir.Constant(_v16(_I32), pix))
+                builder.call(compress, [part, out, mask])
+                n = builder.zext(builder.call(ctpop, [builder.bitcast(mask, _I16)]), _I64)
+                out = builder.gep(out, [n])
+                total = builder.add(total, n)
+            return builder.udiv(total, _ir.Constant(_I64, 3))
+
+        return sig, codegen
+
+    @njit(parallel=True, cache=True, nogil=True, boundscheck=False)
+    def _write_kept16(disp, lo, hi, table, xr, yr, offsets, flat, chunks):  # type: ignore[no-untyped-def]
+        # As _write_kept; disp C-contiguous. Each row starts at its own offset (compressing stores
+        # write only kept points, so blocks never overlap), the last w % 16 pixels one by one.
+        h, w = disp.shape
+        span = np.uint8(hi - lo)
+        w16 = w - w % 16
+        rows = (h + chunks - 1) // chunks
+        for c in prange(chunks):
+            r0 = min(h, c * rows)
+            r1 = min(h, r0 + rows)
+            for r in range(r0, r1):
                 k = 3 * offsets[r]
-                flat[k:k + j] = buf[:j]
+                row = disp[r]
+                y = yr[r]
+                for u0 in range(0, w16, 16):
+                    k += 3 * _keep16(row, table, xr, flat, u0, y, lo, span, k)  # type: ignore[call-arg]
+                for u in range(w16, w):
+                    dv = row[u]
+                    if np.uint8(dv - lo) <= span:
+                        z = table[dv]
+                        flat[k] = xr[u] * z
+                        flat[k + 1] = y * z
+                        flat[k + 2] = z
+                        k += 3
+
+    def _has_avx512() -> bool:
+        import numba
+        from llvmlite import binding
+
+        try:
+            return getattr(numba.config, "CPU_NAME", None) in (None, "host") and bool(binding.get_host_cpu_features()["avx512f"])
+        except Exception:  # pragma: no cover - an llvmlite without the query
+            return False
+
+    # The kernel in use: the AVX-512 one where the CPU has it and it compiles, else _write_kept.
+    _AVX512 = [_has_avx512()]
+
+    def _write(disp, lo, hi, table, xr, yr, offsets, flat):  # type: ignore[no-untyped-def]
+        if _AVX512[0]:
+            try:
+                _write_kept16(np.ascontiguousarray(disp), lo, hi, table, xr, yr, offsets, flat, _WRITE_CHUNKS)
+                return
+            except Exception:  # pragma: no cover - an LLVM that cannot lower the intrinsics
+                _AVX512[0] = False
+        _write_kept(disp, lo, hi, table, xr, yr, offsets, flat, _WRITE_CHUNKS)
 
 
 def _calibration_mapping(calibration: Any) -> Mapping[str, Any]:
