@@ -128,3 +128,13 @@ def test_serve_runs_until_stopped(tmp_path, sig):
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0 and err.strip() == "stopped"
+
+
+@pytest.mark.parametrize("spec, needle", [("bag:missing.bag", "no such .bag file"), ("replay:missing.dcrec", "no such recording")])
+def test_serve_a_missing_file_source_fails_at_once(spec: str, needle: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrong path is one line and exit 2 before anything listens, not an endless reconnect loop."""
+    monkeypatch.chdir(tmp_path)
+    code = main(["serve", "--source", spec, "--port", "0"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "SourceError" in err and needle in err and "Traceback" not in err

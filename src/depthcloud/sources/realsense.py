@@ -568,6 +568,9 @@ def open_bag(arg: str, **options: Any) -> BagSource:
     if not arg:
         raise ConfigError("bag: expected 'bag:FILE.bag'")
     _rs()
+    # A wrong path is the user's to fix now, not something a reconnect policy should wait out.
+    if not Path(arg).is_file():
+        raise SourceError("no such .bag file", path=arg)
     return BagSource(arg, **options)
 
 

@@ -437,6 +437,9 @@ def open_replay(arg: str, **options: Any) -> ReplaySource:
     """The ``replay:PATH`` source spec; options: realtime, loop, reconnect."""
     if not arg:
         raise ConfigError("replay: expected 'replay:PATH'")
+    # A wrong path is the user's to fix now, not something a reconnect policy should wait out.
+    if not Path(arg).is_file():
+        raise SourceError("no such recording", path=arg)
     return ReplaySource(arg, **options)
 
 
