@@ -237,6 +237,20 @@ def _lzf_decompress(src: np.ndarray, dst: np.ndarray) -> int:  # pragma: no cove
 
 
 @njit(cache=True, nogil=True)
+def _lzf_literals(src: np.ndarray, start: int, end: int, dst: np.ndarray, op: int) -> int:  # pragma: no cover - compiled
+    """Copy src[start:end] to dst at ``op`` as LZF literal runs of at most 32 bytes; returns the new op."""
+    while start < end:
+        run = min(end - start, 32)
+        dst[op] = run - 1
+        op += 1
+        for i in range(run):
+            dst[op + i] = src[start + i]
+        op += run
+        start += run
+    return op
+
+
+@njit(cache=True, nogil=True)
 def _lzf_compress(src: np.ndarray, dst: np.ndarray) -> int:  # pragma: no cover - compiled
     """Encode ``src`` with LZF into ``dst`` (sized n + n/32 + 2); returns bytes written."""
     n = src.shape[0]
@@ -257,15 +271,7 @@ def _lzf_compress(src: np.ndarray, dst: np.ndarray) -> int:  # pragma: no cover 
             length = 3
             while length < maxlen and src[ref + length] == src[ip + length]:
                 length += 1
-            # Flush pending literals in runs of at most 32 bytes.
-            while lit_start < ip:
-                run = min(ip - lit_start, 32)
-                dst[op] = run - 1
-                op += 1
-                for i in range(run):
-                    dst[op + i] = src[lit_start + i]
-                op += run
-                lit_start += run
+            op = _lzf_literals(src, lit_start, ip, dst, op)
             code = length - 2
             if code < 7:
                 dst[op] = (code << 5) | (off >> 8)
@@ -280,15 +286,7 @@ def _lzf_compress(src: np.ndarray, dst: np.ndarray) -> int:  # pragma: no cover 
             lit_start = ip
         else:
             ip += 1
-    while lit_start < n:
-        run = min(n - lit_start, 32)
-        dst[op] = run - 1
-        op += 1
-        for i in range(run):
-            dst[op + i] = src[lit_start + i]
-        op += run
-        lit_start += run
-    return op
+    return _lzf_literals(src, lit_start, n, dst, op)
 
 
 def lzf_compress(data: bytes) -> bytes:
