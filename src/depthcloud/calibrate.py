@@ -82,6 +82,9 @@ class Board:
             raise InputError(f"board: expected COLSxROWS of inner corners like 9x6, got {text!r}")
         return cls(int(m.group(1)), int(m.group(2)), square_size_m)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"cols": self.cols, "rows": self.rows, "square_size_m": self.square_size_m}
+
     @property
     def pattern_size(self) -> tuple[int, int]:
         """(cols, rows), as OpenCV takes it."""
@@ -341,7 +344,7 @@ class MonoCalibration:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "mono",
-            "board": {"cols": self.board.cols, "rows": self.board.rows, "square_size_m": self.board.square_size_m},
+            "board": self.board.to_dict(),
             "camera": self.intrinsics.to_dict(),
             "rms_px": self.rms_px,
             "views": [
@@ -569,7 +572,7 @@ class StereoCalibration:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "stereo",
-            "board": {"cols": self.board.cols, "rows": self.board.rows, "square_size_m": self.board.square_size_m},
+            "board": self.board.to_dict(),
             "rig": self.rig.to_dict(),
             "baseline_m": self.baseline_m,
             "rms_px": self.rms_px,
