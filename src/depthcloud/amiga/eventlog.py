@@ -52,23 +52,23 @@ class LoggedEvent:
         """The event's URI path (``/disparity``; ``oak/1/disparity`` in AmigaOS 2.3 layouts)."""
         return str(self.event.uri.path)
 
-    @property
-    def service_name(self) -> str:
-        """The ``service_name`` from the URI query, or ``""``."""
+    def query_value(self, key: str) -> str:
+        """The value of ``key`` in the event's URI query (``a=1&b=2``), or ``""``."""
         for part in str(self.event.uri.query).split("&"):
-            key, _, value = part.partition("=")
-            if key == "service_name":
+            name, _, value = part.partition("=")
+            if name == key:
                 return value
         return ""
 
     @property
+    def service_name(self) -> str:
+        """The ``service_name`` from the URI query, or ``""``."""
+        return self.query_value("service_name")
+
+    @property
     def type_name(self) -> str:
         """The payload's full protobuf type name from the URI query (``farm_ng.oak.proto.OakFrame``)."""
-        for part in str(self.event.uri.query).split("&"):
-            key, _, value = part.partition("=")
-            if key == "type":
-                return value
-        return ""
+        return self.query_value("type")
 
 
 class EventLogReader:
