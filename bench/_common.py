@@ -34,6 +34,21 @@ def versions(*packages: str) -> dict[str, str]:
     return out
 
 
+def _cpu_target() -> dict[str, Any]:
+    """The CPU as numba compiles for it: LLVM's name for it, its SIMD features, and the target in use
+    (``NUMBA_CPU_NAME=generic`` is the portable one every x86-64 runs)."""
+    try:
+        import numba
+        from llvmlite import binding
+
+        feats = binding.get_host_cpu_features()
+        simd = sorted(f for f, on in feats.items() if on and f.startswith(("sse", "avx", "fma", "bmi")))
+        return {"llvm_cpu": binding.get_host_cpu_name(), "cpu_features": " ".join(simd),
+                "numba_target": getattr(numba.config, "CPU_NAME", None) or "host"}
+    except Exception as exc:  # numba missing or an llvmlite without the queries
+        return {"llvm_cpu": f"unknown ({exc})"}
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or ""
     try:
@@ -45,6 +60,7 @@ def machine() -> dict[str, Any]:
         pass
     return {
         "cpu": cpu,
+        **_cpu_target(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -89,7 +105,8 @@ def write_results(name: str, data: dict[str, Any], table_md: str) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(doc, indent=2, default=float) + "\n")
     m = doc["machine"]
-    header = f"# {name}\n\n{doc['when']} · {m['cpu']} · {m['cores']} cores · Python {m['python']}\n\n"
+    header = (f"# {name}\n\n{doc['when']} · {m['cpu']} (LLVM: {m.get('llvm_cpu')}; numba target {m.get('numba_target')}) · "
+              f"{m['cores']} cores · Python {m['python']}\n\nSIMD: {m.get('cpu_features', '?')}\n\n")
     (RESULTS / f"{name}.md").write_text(header + table_md.rstrip() + "\n")
     print(header + table_md)
     return path

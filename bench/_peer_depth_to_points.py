@@ -173,6 +173,8 @@ PEERS: dict[str, Callable[..., Callable[[], Any]]] = {
     "ours": lambda *a: _ours(*a, rgb=False),
     "ours_rgb": lambda *a: _ours(*a, rgb=True),
     "ours_numpy_fallback": lambda *a: _ours(*a, rgb=False),  # run with DEPTHCLOUD_NO_NUMBA=1
+    "ours_generic": lambda *a: _ours(*a, rgb=False),  # run with NUMBA_CPU_NAME=generic
+    "ours_rgb_generic": lambda *a: _ours(*a, rgb=True),
     "naive_numpy": lambda *a: _naive(*a, rgb=False),
     "naive_numpy_rgb": lambda *a: _naive(*a, rgb=True),
     "kornia": lambda *a: _kornia(*a, rgb=False),

@@ -216,6 +216,24 @@ def test_numba_path_equals_numpy_fallback(asym_intrinsics, rng, distorted):
     assert np.array_equal(up._run(d, None, zmin, zmax)[0], slow[0])
 
 
+@pytest.mark.parametrize("distorted", [False, True])
+@pytest.mark.parametrize("density", [0.0, 0.0005, 0.003, 0.05, 0.6, 1.0])
+def test_spilling_writer_keeps_every_chunk_exact(asym_intrinsics, rng, distorted, density):
+    """The writer's 4-lane stores spill one slot; sparse rows (0, 1, 2 points) at the ends of the
+    row chunks, and a last point at the last pixel, must still come out exact, colours too."""
+    intr = asym_intrinsics.with_dist([0.05, -0.02, 0.001, 0.0]) if distorted else asym_intrinsics
+    up = Unprojector(intr)
+    d = _depth(intr.shape, rng)
+    d[rng.random(intr.shape) >= density] = 0.0
+    d[-1, -1] = 2.0  # the very last pixel kept: its point ends the buffer
+    d[1, 1], d[2, 2], d[4, 4] = -1.0, np.inf, np.nan
+    c = rng.integers(0, 256, size=(*intr.shape, 3), dtype=np.uint8)
+    for zmin, zmax in ((0.0, float(np.finfo(np.float32).max)), (0.5, 5.0), (2.0, 2.0)):
+        fast = up._run(d, c, np.float32(zmin), np.float32(zmax))
+        slow = up._run_numpy(d, c, np.float32(zmin), np.float32(zmax))
+        assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1])
+
+
 def test_fallback_without_numba_in_a_subprocess(asym_intrinsics, rng, tmp_path):
     d = _depth(asym_intrinsics.shape, rng)
     np.save(tmp_path / "d.npy", d)

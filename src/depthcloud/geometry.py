@@ -35,9 +35,17 @@ __all__ = [
 ]
 
 _F32_MAX = float(np.finfo(np.float32).max)
+# Rows go to the threads in this many blocks of consecutive rows: a few per core, so that a
+# block that meets a busy core does not hold the whole call up.
+_WRITE_CHUNKS = 8
+_NO_RAYS = np.empty((0, 0, 2), np.float32)
+_NO_COLOR = np.empty((0, 0, 3), np.uint8)
+_NO_RGB = np.empty(0, np.uint8)
 
 if HAVE_NUMBA:
-    from numba import njit, prange
+    from numba import njit, prange, uint32, uint64
+
+    from depthcloud._jit import spill_safe_rows, store3_spill
 
 
 def disparity_to_depth(
@@ -74,65 +82,67 @@ if HAVE_NUMBA:
                     c += 1
             counts[r] = c
 
-    @njit(parallel=True, cache=True, nogil=True, fastmath=False)
-    def _write_separable(depth, xr, yr, zmin, zmax, offsets, out):  # type: ignore[no-untyped-def]
-        h, w = depth.shape
-        for r in prange(h):
-            k = offsets[r]
-            y = yr[r]
-            for u in range(w):
-                z = depth[r, u]
-                if z > 0.0 and z >= zmin and z <= zmax:
-                    out[k, 0] = xr[u] * z
-                    out[k, 1] = y * z
-                    out[k, 2] = z
-                    k += 1
+    def _make_writer(table: bool, rgb: bool):  # type: ignore[no-untyped-def]
+        """A writer of kept points, compiled for rays from a table or separable, with or without colour.
 
-    @njit(parallel=True, cache=True, nogil=True, fastmath=False)
-    def _write_separable_rgb(depth, xr, yr, zmin, zmax, offsets, color, out, out_rgb):  # type: ignore[no-untyped-def]
-        h, w = depth.shape
-        for r in prange(h):
-            k = offsets[r]
-            y = yr[r]
-            for u in range(w):
-                z = depth[r, u]
-                if z > 0.0 and z >= zmin and z <= zmax:
-                    out[k, 0] = xr[u] * z
-                    out[k, 1] = y * z
-                    out[k, 2] = z
-                    out_rgb[k, 0] = color[r, u, 0]
-                    out_rgb[k, 1] = color[r, u, 1]
-                    out_rgb[k, 2] = color[r, u, 2]
-                    k += 1
+        Each chunk of consecutive rows goes to one thread. Branch-free: every pixel writes its point
+        at a cursor k that only kept pixels advance, with one spilling 4-lane store (see
+        depthcloud._jit.store3_spill); from the chunk's last rows on (spill_safe_rows) the last point
+        is stored exactly, so nothing lands in the next chunk's run or past the end. Kept: the
+        float's bits minus lo, as uint32, ≤ span — the same test as z > 0 and zmin ≤ z ≤ zmax (NaN
+        and negatives fail it) in one compare. ``table`` and ``rgb`` are compile-time constants:
+        one kernel each, no per-pixel test of them.
+        """
 
-    @njit(parallel=True, cache=True, nogil=True, fastmath=False)
-    def _write_table(depth, rays, zmin, zmax, offsets, out):  # type: ignore[no-untyped-def]
-        h, w = depth.shape
-        for r in prange(h):
-            k = offsets[r]
-            for u in range(w):
-                z = depth[r, u]
-                if z > 0.0 and z >= zmin and z <= zmax:
-                    out[k, 0] = rays[r, u, 0] * z
-                    out[k, 1] = rays[r, u, 1] * z
-                    out[k, 2] = z
-                    k += 1
+        @njit(parallel=True, cache=True, nogil=True, boundscheck=False)
+        def write(depth, bits, lo, span, xr, yr, rays, color, offsets, flat, flat_rgb, chunks):  # type: ignore[no-untyped-def]
+            h, w = depth.shape
+            rows = (h + chunks - 1) // chunks
+            for c in prange(chunks):
+                r0 = min(h, c * rows)
+                r1 = min(h, r0 + rows)
+                k = uint64(3 * offsets[r0])
+                end = uint64(3 * offsets[r1])
+                rs = spill_safe_rows(offsets, r0, r1)
+                for r in range(r0, r1):
+                    y = np.float32(0.0) if table else yr[r]
+                    for u in range(w):
+                        if r >= rs and k == end:
+                            break
+                        z = depth[r, u]
+                        if table:
+                            px = rays[r, u, 0] * z
+                            py = rays[r, u, 1] * z
+                        else:
+                            px = xr[u] * z
+                            py = y * z
+                        if r < rs or k + uint64(3) < end:
+                            store3_spill(flat, k, px, py, z)
+                            if rgb:
+                                store3_spill(flat_rgb, k, color[r, u, 0], color[r, u, 1], color[r, u, 2])
+                        else:
+                            flat[k] = px
+                            flat[k + uint64(1)] = py
+                            flat[k + uint64(2)] = z
+                            if rgb:
+                                flat_rgb[k] = color[r, u, 0]
+                                flat_rgb[k + uint64(1)] = color[r, u, 1]
+                                flat_rgb[k + uint64(2)] = color[r, u, 2]
+                        k += uint64(3) * uint64(uint32(bits[r, u] - lo) <= span)
 
-    @njit(parallel=True, cache=True, nogil=True, fastmath=False)
-    def _write_table_rgb(depth, rays, zmin, zmax, offsets, color, out, out_rgb):  # type: ignore[no-untyped-def]
-        h, w = depth.shape
-        for r in prange(h):
-            k = offsets[r]
-            for u in range(w):
-                z = depth[r, u]
-                if z > 0.0 and z >= zmin and z <= zmax:
-                    out[k, 0] = rays[r, u, 0] * z
-                    out[k, 1] = rays[r, u, 1] * z
-                    out[k, 2] = z
-                    out_rgb[k, 0] = color[r, u, 0]
-                    out_rgb[k, 1] = color[r, u, 1]
-                    out_rgb[k, 2] = color[r, u, 2]
-                    k += 1
+        return write
+
+    _WRITERS = {(t, c): _make_writer(t, c) for t in (False, True) for c in (False, True)}
+
+
+def _kept_bits(zmin: np.float32, zmax: np.float32) -> tuple[np.uint32, np.uint32]:
+    """(lo, span) such that z is kept iff uint32(bits(z) − lo) ≤ span, for 0 ≤ zmin ≤ zmax ≤ FLT_MAX.
+
+    Positive floats order as their bit patterns; z > 0 is z ≥ the smallest subnormal.
+    """
+    low = zmin if zmin > 0 else np.float32(np.finfo(np.float32).smallest_subnormal)
+    lo, hi = np.array([low, zmax], np.float32).view(np.uint32)
+    return np.uint32(lo), np.uint32(hi - lo)
 
 
 def _pixel_rays(intr: Intrinsics) -> np.ndarray:
@@ -225,20 +235,18 @@ class Unprojector:
         h = d.shape[0]
         counts = np.empty(h, dtype=np.int64)
         _count_rows(d, zmin, zmax, counts)
-        offsets = np.zeros(h, dtype=np.int64)
-        np.cumsum(counts[:-1], out=offsets[1:])
-        n = int(offsets[-1] + counts[-1])
+        offsets = np.zeros(h + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        n = int(offsets[-1])
         out = np.empty((n, 3), dtype=np.float32)
         rgb = None if c is None else np.empty((n, 3), dtype=np.uint8)
-        if self._separable:
-            if rgb is None:
-                _write_separable(d, self._xr, self._yr, zmin, zmax, offsets, out)
-            else:
-                _write_separable_rgb(d, self._xr, self._yr, zmin, zmax, offsets, c, out, rgb)
-        elif rgb is None:
-            _write_table(d, self._rays, zmin, zmax, offsets, out)
-        else:
-            _write_table_rgb(d, self._rays, zmin, zmax, offsets, c, out, rgb)
+        lo, span = _kept_bits(zmin, zmax)
+        _WRITERS[self._rays is not None, c is not None](
+            d, d.view(np.uint32), lo, span, self._xr, self._yr,
+            _NO_RAYS if self._rays is None else self._rays,
+            _NO_COLOR if c is None else c,
+            offsets, out.reshape(-1), _NO_RGB if rgb is None else rgb.reshape(-1), _WRITE_CHUNKS,
+        )
         return out, rgb
 
     def _run_numpy(
