@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from tests.conftest import need
+from tests.conftest import need, optional_import
 
 from depthcloud.errors import FormatError, InputError, OutputExistsError
 from depthcloud.io import read_color, read_depth, read_disparity_png, write_depth_png, write_pfm, write_png
@@ -55,7 +55,7 @@ def test_real_tum_frame_matches_its_source_notes_and_open3d(data_dir):
     assert depth.shape == (480, 640)
     assert abs(depth[valid].min() - 1.46) < 0.01 and abs(depth[valid].max() - 9.33) < 0.01
     assert abs(np.median(depth[valid]) - 2.42) < 0.01 and abs((~valid).mean() - 0.19) < 0.01
-    o3d = pytest.importorskip("open3d")
+    o3d = optional_import("open3d")
     ref = np.asarray(o3d.io.read_image(str(path))).astype(np.float32) / 5000.0
     np.testing.assert_allclose(depth, ref, rtol=1e-6)
 

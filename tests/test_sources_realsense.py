@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.conftest import need
+from tests.conftest import need, optional_import
 
 from depthcloud.camera import Intrinsics
 from depthcloud.errors import ConfigError, FormatError, InputError, MissingDependencyError, SourceError
@@ -30,7 +30,7 @@ from depthcloud.sources.realsense import (
     project_points,
 )
 
-rs = pytest.importorskip("pyrealsense2")
+rs = optional_import("pyrealsense2")
 
 BAG = "realsense_bag/single_depth_color_640x480.bag"
 

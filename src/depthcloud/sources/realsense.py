@@ -61,8 +61,8 @@ VISUAL_PRESETS = ("custom", "default", "hand", "high_accuracy", "high_density", 
 def _rs() -> Any:
     try:
         import pyrealsense2 as rs
-    except ImportError as exc:
-        raise MissingDependencyError.for_extra("pyrealsense2", "realsense") from exc
+    except (ImportError, OSError) as exc:  # OSError: a system library (libusb) it loads is missing
+        raise MissingDependencyError.for_import_failure("pyrealsense2", "realsense", exc) from exc
     return rs
 
 
