@@ -6,6 +6,7 @@ This module must not import a source, the server or the CLI.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -148,3 +149,11 @@ def _refuse_unknown(doc: Mapping[str, Any], known: Sequence[str], *, path: PathA
         raise FormatError(
             f"{what}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}", path=path, key=unknown[0]
         )
+
+
+def _json_doc(text: str, path: PathArg) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise FormatError(f"not valid JSON: {getattr(exc, 'msg', exc)}", path=path,
+                          line=getattr(exc, "lineno", None)) from exc

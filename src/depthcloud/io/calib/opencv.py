@@ -26,6 +26,7 @@ from depthcloud.io.calib._common import (
     _require,
     _text,
 )
+from depthcloud.io.calib._cvcheck import check_matrix_sizes
 
 _CV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CV_LINE = re.compile(r"\((\d+)\):\s*(.*?)'?\s*$", re.S)
@@ -45,6 +46,7 @@ def read_opencv_storage(path: PathArg) -> dict[str, Any]:
 def _parse_storage_text(text: str, path: PathArg) -> dict[str, Any]:
     import cv2
 
+    check_matrix_sizes(text, path)  # OpenCV trusts them; a lie can corrupt its heap
     fs = cv2.FileStorage()
     try:
         # Parse from memory: the content, not the extension, decides the flavour, and a file cannot

@@ -62,6 +62,24 @@ class RigFile:
     rectification: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
+    def rectified_rig(self) -> StereoRig:
+        """The rig the rectified images have (what disparity maps computed on them need): pinhole
+        cameras from P1 and P2 at the rig's image size, baseline −P2[0, 3] / P2[0, 0] metres,
+        doffs = P2[0, 2] − P1[0, 2]. A rig that is already rectified is returned as it is."""
+        if self.rig.rectified:
+            return self.rig
+        if "P1" not in self.rectification or "P2" not in self.rectification:
+            raise FormatError("an unrectified rig without its rectification (P1, P2); disparity maps need the "
+                              "rectified rig: run `depthcloud calibrate stereo`, which saves both", key="P1")
+        P1, P2 = np.asarray(self.rectification["P1"]), np.asarray(self.rectification["P2"])
+        w, h = self.rig.left.size
+        try:
+            left = Intrinsics(float(P1[0, 0]), float(P1[1, 1]), float(P1[0, 2]), float(P1[1, 2]), w, h)
+            right = Intrinsics(float(P2[0, 0]), float(P2[1, 1]), float(P2[0, 2]), float(P2[1, 2]), w, h)
+            return StereoRig.from_rectified(left, abs(float(P2[0, 3]) / float(P2[0, 0])), right=right)
+        except InputError as exc:
+            raise FormatError(f"the stored rectification does not make a rig: {exc.message}", key="P2") from exc
+
 
 def _dist_matrix(intr: Intrinsics) -> np.ndarray:
     # OpenCV functions want a distortion vector even for a pinhole: five zeros, as calibrateCamera gives.
