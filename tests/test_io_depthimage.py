@@ -259,3 +259,16 @@ def test_read_color_garbage_names_the_file(tmp_path):
     (tmp_path / "x.jpg").write_bytes(b"\xff\xd8 not really")
     with pytest.raises(FormatError, match=r"^x\.jpg: cannot decode the image"):
         read_color(tmp_path / "x.jpg")
+
+
+def test_integer_npy_is_millimetres_like_a_png(tmp_path):
+    """Issue 14: a uint16 .npy in millimetres was read as metres (1500 m), and --depth-scale was refused."""
+    mm = np.array([[1500, 0], [65535, 3000]], np.uint16)
+    np.save(tmp_path / "mm.npy", mm)
+    np.testing.assert_array_equal(read_depth(tmp_path / "mm.npy"),
+                                  np.array([[1.5, 0.0], [65.535, 3.0]], np.float32))
+    np.testing.assert_allclose(read_depth(tmp_path / "mm.npy", depth_scale=0.0002)[0, 0], 0.3)
+    # A float array is metres already; depth_scale converts one stored in other units.
+    np.save(tmp_path / "f.npy", np.array([[1500.0]], np.float32))
+    assert read_depth(tmp_path / "f.npy")[0, 0] == 1500.0
+    assert read_depth(tmp_path / "f.npy", depth_scale=0.001)[0, 0] == pytest.approx(1.5)

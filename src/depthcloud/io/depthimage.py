@@ -53,7 +53,9 @@ def read_depth(path: PathArg, *, depth_scale: float | None = None, kind: str = "
 
     kind: ``auto`` (by suffix: .png/.pgm → ``png``, .pfm, .npy, .exr), ``png`` (16-bit, metres =
     value × ``depth_scale``, default 0.001), ``tum`` (16-bit, value / 5000; ``depth_scale`` must not
-    be given), ``pfm``/``npy``/``exr`` (float metres; non-finite and negative → 0).
+    be given), ``npy`` (integer arrays are sensor units like a PNG: metres = value × ``depth_scale``,
+    default 0.001; float arrays are metres, × ``depth_scale`` when given), ``pfm``/``exr`` (float
+    metres). Non-finite and negative values → 0.
     """
     if kind not in DEPTH_KINDS:
         raise InputError(f"kind: expected one of {', '.join(DEPTH_KINDS)}, got {kind!r}")
@@ -70,8 +72,8 @@ def read_depth(path: PathArg, *, depth_scale: float | None = None, kind: str = "
         scale = TUM_DEPTH_SCALE
     else:
         scale = 0.001 if depth_scale is None else v.number("depth_scale", depth_scale, positive=True)
-        if kind not in ("png",) and depth_scale is not None:
-            raise InputError(f"depth_scale: {kind} depth is already in metres; depth_scale applies to PNG only")
+        if kind not in ("png", "npy") and depth_scale is not None:
+            raise InputError(f"depth_scale: {kind} depth is already in metres; depth_scale applies to PNG and NPY only")
     data = read_input(path)
     if kind == "pfm":
         img = decode_pfm(data, path=name)
@@ -86,7 +88,10 @@ def read_depth(path: PathArg, *, depth_scale: float | None = None, kind: str = "
         if not isinstance(img, np.ndarray) or img.ndim != 2 or img.dtype.kind not in "fiu":
             raise FormatError(f"expected a numeric (H, W) array, got {getattr(img, 'shape', type(img).__name__)}",
                               path=name)
-        return _float_metres(img)
+        if img.dtype.kind in "iu":
+            # Integer depth is in sensor units, like a 16-bit PNG: millimetres unless depth_scale says.
+            return _float_metres(img.astype(np.float64) * scale)
+        return _float_metres(img if depth_scale is None else img.astype(np.float64) * scale)
     if kind == "exr":
         try:
             img = _decode_image(data, name, cv2.IMREAD_UNCHANGED)
