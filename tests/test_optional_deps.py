@@ -7,7 +7,6 @@ import importlib.abc
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from tests.conftest import REPO, optional_import
@@ -23,7 +22,7 @@ class _Unloadable(importlib.abc.MetaPathFinder):
     def __init__(self, *names: str, exc: type[Exception] = ImportError) -> None:
         self.names, self.exc = names, exc
 
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001 - importlib's protocol
+    def find_spec(self, fullname, path, target=None):
         if fullname.split(".")[0] in self.names:
             raise self.exc(LIBUSB)
         return None
@@ -57,7 +56,7 @@ def test_realsense_names_the_missing_system_library(no_libusb, tmp_path):
         _rs()
     bag = tmp_path / "x.bag"
     bag.write_bytes(b"#ROSBAG V2.0\n")
-    with pytest.raises(MissingDependencyError, match="apt-get install libusb-1.0-0"):
+    with pytest.raises(MissingDependencyError, match=r"apt-get install libusb-1\.0-0"):
         open_source(f"bag:{bag}")
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from depthcloud.cli._checks import check_first_frame
 from depthcloud.cli._common import check_input, check_output, console, err_console
 from depthcloud.errors import InputError
 
@@ -66,6 +67,9 @@ async def _pointcloud(
                     f"B = {model.baseline_m * 100:.3f} cm, keeping {min_depth_m:g}–{max_depth_m:g} m"
                 )
             cloud = model.cloud(item.disparity, min_depth_m=min_depth_m, max_depth_m=max_depth_m, stamp=item.stamp)
+            if progress.frames == 0:
+                check_first_frame(cloud, model.depth(item.disparity), what=config.name, min_depth_m=min_depth_m,
+                                  max_depth_m=max_depth_m)
             line = f"frame {item.sequence_num}: {len(cloud.points)} points"
             if save_disparity:
                 # Colours span the disparities of the kept depth range, the same for every frame.

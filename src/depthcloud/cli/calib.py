@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from depthcloud.cli._checks import AllowEmptyOpt, check_stereo
 from depthcloud.cli._common import check_input, check_output, console, progress
 from depthcloud.errors import CalibrationError, InputError, StereoError
 
@@ -251,6 +252,7 @@ def register(app: typer.Typer) -> None:
         wls: Annotated[bool, typer.Option("--wls", help="Smooth the disparity with the WLS filter (opencv-contrib).")] = False,
         alpha: Annotated[float, typer.Option("--alpha", help="Rectification: 0 valid pixels only … 1 every pixel.")] = 0.0,
         overwrite: OverwriteOpt = False,
+        allow_empty: AllowEmptyOpt = False,
     ) -> None:
         """Reconstruct stereo pairs: rectify, match (SGBM), depth, coloured cloud."""
         from dataclasses import replace
@@ -278,6 +280,7 @@ def register(app: typer.Typer) -> None:
                 result = matcher(a, b)
             except StereoError as exc:
                 raise StereoError(f"{exc.message} (right image: {rp})", path=lp) from exc
+            check_stereo(result, matcher, what=lp.name, allow_empty=allow_empty)
             _write_stereo(result, outs, overwrite=overwrite)
             if not many:
                 console.print(f"cloud: {outs['cloud']} ({len(result.cloud.points)} points)")

@@ -14,6 +14,7 @@ import numpy as np
 import typer
 
 from depthcloud.camera import Intrinsics, StereoRig
+from depthcloud.cli._checks import AllowEmptyOpt, check_cloud
 from depthcloud.cli._common import check_input, check_output, console, progress
 from depthcloud.cloud import FRAMES, PointCloud
 from depthcloud.errors import FormatError, InputError
@@ -110,6 +111,9 @@ def _check_frame(frame: str) -> None:
 def read_disparity(path: Path, *, scale: float | None) -> np.ndarray:
     """A disparity image in pixels: PFM (inf = unknown), NPY, or an 8/16-bit PNG divided by ``scale``."""
     ext = path.suffix.lower()
+    if scale is not None and ext not in (".png", ".tif", ".tiff"):
+        raise InputError(f"--disparity-scale applies to PNG disparity only; {ext} disparity is already in pixels",
+                         path=path)
     if ext == ".pfm":
         from depthcloud.io.pfm import read_pfm
 
@@ -154,6 +158,7 @@ def register(app: typer.Typer) -> None:
         frame: FrameOpt = "optical",
         ascii_: AsciiOpt = False,
         overwrite: OverwriteOpt = False,
+        allow_empty: AllowEmptyOpt = False,
     ) -> None:
         """Depth images + intrinsics → coloured point clouds."""
         from depthcloud.geometry import Unprojector
@@ -172,6 +177,8 @@ def register(app: typer.Typer) -> None:
                 )
             unproject = unproject or Unprojector(intr)
             cloud = unproject(d, color=_read_color(job.color, d.shape), min_depth_m=min_depth, max_depth_m=max_depth)
+            check_cloud(cloud, d, what=job.data.name, min_depth_m=min_depth, max_depth_m=max_depth,
+                        allow_empty=allow_empty)
             _finish(cloud, job.out, frame=frame, ascii_=ascii_)
             console.print(f"{job.out}: {len(cloud)} points")
 
@@ -187,6 +194,7 @@ def register(app: typer.Typer) -> None:
         frame: FrameOpt = "optical",
         ascii_: AsciiOpt = False,
         overwrite: OverwriteOpt = False,
+        allow_empty: AllowEmptyOpt = False,
     ) -> None:
         """Rectified disparity + stereo calibration → metric coloured point clouds (Z = f·B/(d + doffs))."""
         from depthcloud.geometry import Unprojector, disparity_to_depth
@@ -204,6 +212,8 @@ def register(app: typer.Typer) -> None:
                 )
             z = disparity_to_depth(d, rig.focal_px, rig.baseline_m, doffs_px=rig.doffs_px)
             cloud = unproject(z, color=_read_color(job.color, d.shape), min_depth_m=min_depth, max_depth_m=max_depth)
+            check_cloud(cloud, z, what=job.data.name, min_depth_m=min_depth, max_depth_m=max_depth,
+                        allow_empty=allow_empty, scale_hint=None)
             _finish(cloud, job.out, frame=frame, ascii_=ascii_)
             console.print(f"{job.out}: {len(cloud)} points (baseline {rig.baseline_m:.6g} m, f {rig.focal_px:.6g} px)")
 
