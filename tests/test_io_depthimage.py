@@ -97,7 +97,7 @@ def test_read_depth_bad_options(tmp_path, kwargs, match):
 
 def test_read_depth_unknown_suffix(tmp_path):
     (tmp_path / "d.tif").write_bytes(b"x")
-    with pytest.raises(InputError, match=r"d\.tif: cannot tell the depth kind from the suffix '\.tif'"):
+    with pytest.raises(InputError, match=r"d\.tif: unknown depth image suffix '\.tif'; expected one of \.png"):
         read_depth(tmp_path / "d.tif")
 
 

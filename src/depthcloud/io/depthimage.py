@@ -63,8 +63,8 @@ def read_depth(path: PathArg, *, depth_scale: float | None = None, kind: str = "
     if kind == "auto":
         suffix = Path(path).suffix.lower()
         if suffix not in _KIND_BY_SUFFIX:
-            raise InputError(f"cannot tell the depth kind from the suffix {suffix!r}; pass kind= one of "
-                             f"{', '.join(DEPTH_KINDS[1:])}", path=name)
+            raise InputError(f"unknown depth image suffix {suffix or '(none)'!r}; expected one of "
+                             f"{' '.join(_KIND_BY_SUFFIX)}", path=name)
         kind = _KIND_BY_SUFFIX[suffix]
     if kind == "tum":
         if depth_scale is not None:

@@ -214,7 +214,7 @@ def _image_size(doc: Mapping[str, Any], path: PathArg, image_size: tuple[int, in
         _require(doc, keys, path=path, what="image size")
         return (_as_int(doc[keys[0]], path=path, key=keys[0], low=1), _as_int(doc[keys[1]], path=path, key=keys[1], low=1))
     if image_size is None:
-        raise FormatError("the file does not record the image size; pass image_size=(width, height)", path=path)
+        raise FormatError("the file does not record the image size (image_width, image_height); add them to it", path=path)
     w, h = image_size
     return (v.integer("image_size[0]", w, low=1), v.integer("image_size[1]", h, low=1))
 
@@ -268,8 +268,8 @@ def _opencv_stereo(doc: Mapping[str, Any], path: PathArg, extrinsics: PathArg | 
     if "R" not in ext_doc or "T" not in ext_doc:
         where = "it" if extrinsics is None else "the extrinsics file"
         raise FormatError(
-            f"the extrinsics are missing: {where} has no R and T; pass extrinsics= the file that has them "
-            "(OpenCV's stereo sample writes extrinsics.yml)",
+            f"the extrinsics are missing: {where} has no R and T; give the file that has them too "
+            "(OpenCV's stereo sample writes them to extrinsics.yml)",
             path=ext_path, key="R" if "R" not in ext_doc else "T",
         )
     left, right = _opencv_pair(doc, path, image_size)
