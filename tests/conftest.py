@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -31,6 +33,21 @@ def need(data_dir: Path, sub: str) -> Path:
     if not p.exists():
         pytest.skip(f"{sub} not found under {data_dir}")
     return p
+
+
+def optional_import(name: str) -> ModuleType:
+    """``import name``, or skip saying why: not installed, or installed but unable to load a system
+    library it needs (pyrealsense2 and open3d load libusb-1.0 at import; Debian: libusb-1.0-0).
+
+    pytest.importorskip skips only a missing module; a module whose shared library fails to load
+    raises ImportError or OSError, which would fail the collection of the whole file.
+    """
+    try:
+        return importlib.import_module(name)
+    except (ImportError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = " (Debian: apt-get install libusb-1.0-0; .ci/run installs it)" if "libusb" in reason else ""
+        pytest.skip(f"{name} cannot be imported: {reason}{hint}", allow_module_level=True)
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ def test_pointcloud_refuses_to_overwrite(calibration, tmp_path, capsys):
 
 
 def test_emulate_publishes_and_exits(calib_path, capsys):
-    code = main(["amiga", "emulate", "--name", "oak/1", "--port", "0", "--calibration", str(calib_path),
+    code = main(["amiga", "emulate", "--name", "oak/1", "--port", "0", "--camera", str(calib_path),
                  "--fps", "100", "--frames", "3"])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -170,9 +170,9 @@ def test_emulate_publishes_and_exits(calib_path, capsys):
 
 def test_emulate_needs_a_calibration(tmp_path, capsys):
     code = main(["amiga", "emulate", "--port", "0"])
-    one_line_error(capsys, code, "give --calibration FILE")
+    one_line_error(capsys, code, "give --camera FILE")
     (tmp_path / "c.json").write_text('{"cameraData": "x"}')
-    code = main(["amiga", "emulate", "--port", "0", "--calibration", str(tmp_path / "c.json")])
+    code = main(["amiga", "emulate", "--port", "0", "--camera", str(tmp_path / "c.json")])
     one_line_error(capsys, code, "key 'cameraData': missing or not a list")
 
 

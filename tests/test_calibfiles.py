@@ -210,7 +210,7 @@ def test_opencv_stereo_intrinsics_yml(data_dir: Path, tmp_path: Path) -> None:
     assert left.dist == pytest.approx((0.29589, -1.03547, 0, 0, 0), abs=1e-5)
     with pytest.raises(FormatError, match=r"intrinsics\.yml: key 'R': the extrinsics are missing"):
         load_calibration(path)
-    with pytest.raises(FormatError, match=r"does not record the image size; pass image_size"):
+    with pytest.raises(FormatError, match=r"does not record the image size \(image_width, image_height\)"):
         read_opencv_stereo_cameras(path)
     # With OpenCV's stereo sample's second file, the pair is a rig.
     ext = write_opencv_storage(tmp_path / "extrinsics.yml", {"R": np.eye(3), "T": np.array([[-0.0836], [0.0], [0.0]])})

@@ -19,6 +19,7 @@ from depthcloud.calibrate import (
     Detection,
     calibrate_mono,
     calibrate_stereo,
+    check_calibration,
     corner_noise,
     detect_corners,
     detect_views,
@@ -314,6 +315,51 @@ def test_opencv_samples_stereo_rectifies_rows(samples: Path) -> None:
     assert json.loads(res.to_json())["epipolar_error_px"]["mean"] == res.epipolar_mean_px
 
 
+# -- a wrong --board is refused, a true sub-board is not (issue 14, defect 2) ------------------------
+def _samples(samples: Path, board: Board, side: str = "left") -> list[Detection]:
+    return detect_views(sorted(samples.glob(f"{side}[0-9]*.jpg")), board)
+
+
+def test_wrong_board_is_refused_with_the_evidence(samples: Path) -> None:
+    """5x4 on the 9x6 samples used to "succeed": RMS 10 px, fx 31443, exit 0 (SB found a different
+    sub-grid in each view)."""
+    wrong = Board(5, 4, 0.025)
+    dets = _samples(samples, wrong)
+    with pytest.raises(CalibrationError, match=r"RMS reprojection error \d+\.\d\d px is implausible.*5x4 board; "
+                       r"worst views: left\d\d\.jpg \d+\.\d px.*check --board"):
+        calibrate_mono(dets, wrong)
+    # Without the RMS limit the result still contradicts itself (OpenCV's SB detector is not fully
+    # deterministic here, so the exact figures vary from run to run).
+    with pytest.raises(CalibrationError, match=r"contradicts itself: .*(fx|fy)"):
+        calibrate_mono(dets, wrong, max_rms_px=None)
+    with pytest.raises(CalibrationError, match=r"^left camera: RMS reprojection error"):
+        calibrate_stereo(dets, _samples(samples, wrong, "right"), wrong)
+
+
+def test_a_true_sub_board_still_calibrates(samples: Path) -> None:
+    sub = Board(7, 6, 0.025)
+    mono = calibrate_mono(_samples(samples, sub), sub)
+    assert mono.rms_px < 0.5 and mono.intrinsics.fx == pytest.approx(534, rel=0.01)
+    rig = calibrate_stereo(_samples(samples, sub), _samples(samples, sub, "right"), sub)
+    assert 0.080 < rig.baseline_m < 0.087
+
+
+def test_check_calibration_names_each_contradiction() -> None:
+    good = Intrinsics(530.0, 531.0, 320.0, 240.0, 640, 480)
+    check_calibration(good, 0.3, BOARD)
+    with pytest.raises(CalibrationError, match=r"RMS reprojection error 2\.50 px.*limit 2 px"):
+        check_calibration(good, 2.5, BOARD)
+    check_calibration(good, 2.5, BOARD, max_rms_px=3.0)
+    cases = [
+        (Intrinsics(31443.0, 3312.0, 394.0, 222.0, 640, 480), r"fx 31443 px is outside.*fx/fy = 9\.49"),
+        (Intrinsics(10.0, 10.0, 320.0, 240.0, 640, 480), r"fx 10 px is outside 32\.\.12800 px for a 640x480 image"),
+        (Intrinsics(530.0, 530.0, 900.0, 240.0, 640, 480), r"principal point \(900, 240\) px lies outside"),
+    ]
+    for intr, message in cases:
+        with pytest.raises(CalibrationError, match=message):
+            check_calibration(intr, 0.3, BOARD, what="")
+
+
 # -- rectification ----------------------------------------------------------------------------------
 def _raw_rig() -> StereoRig:
     left = Intrinsics(500.0, 498.0, 321.0, 239.0, 640, 480, dist=(-0.1, 0.02, 0.001, -0.001, 0.0))
@@ -396,3 +442,14 @@ def test_undistort_image_straightens_lines() -> None:
     assert same_cam == cam.undistorted()
     with pytest.raises(InputError, match="does not match the camera's 640x480"):
         undistort_image(img[:100], cam)
+
+
+def test_cli_refuses_a_wrong_board_in_one_line(samples: Path, tmp_path: Path, capsys) -> None:
+    from depthcloud.cli import main
+
+    code = main(["calibrate", "stereo", "--left", str(samples / "left[0-9]*.jpg"), "--right",
+                 str(samples / "right[0-9]*.jpg"), "--board", "5x4", "--square-m", "0.025", "-o",
+                 str(tmp_path / "rig.yaml")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bars
+    assert code == 2 and not (tmp_path / "rig.yaml").exists()
+    assert err.startswith("CalibrationError: left camera: RMS reprojection error")

@@ -175,7 +175,7 @@ def test_calibrate_stereo_different_sizes(samples: Path, tmp_path: Path, capsys:
 def test_stereo_middlebury_writes_everything(artl: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     o = tmp_path
     code, stdout, err = run(
-        capsys, "stereo", artl / "im0.png", artl / "im1.png", "--middlebury", artl / "calib.txt", "-o", o / "c.ply",
+        capsys, "stereo", artl / "im0.png", artl / "im1.png", "--camera", artl / "calib.txt", "-o", o / "c.ply",
         "--disparity", o / "d.pfm", "--depth", o / "z.png", "--preview", o / "p.png", "--views", o / "v.png",
         "--preset", "fast",
     )
@@ -195,7 +195,9 @@ def test_stereo_middlebury_writes_everything(artl: Path, tmp_path: Path, capsys:
     cloud = read_cloud(o / "c.ply")
     assert cloud.colors is not None and len(cloud.points) > 0.5 * d.size
     prev = cv2.imread(str(o / "p.png"))
-    assert prev.shape[1] > 4 * 347 and cv2.imread(str(o / "v.png")) is not None
+    # A 2x2 grid (left | right over disparity | depth), not a 4-wide strip.
+    assert 2 * 277 < prev.shape[0] < 3 * 277 and 2 * 347 < prev.shape[1] < 3 * 347
+    assert cv2.imread(str(o / "v.png")) is not None
 
 
 def test_stereo_folders_with_rig(artl: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -210,7 +212,7 @@ def test_stereo_folders_with_rig(artl: Path, tmp_path: Path, capsys: pytest.Capt
     for name in ("a.png", "b.png"):
         shutil.copy(artl / "im0.png", L / name)
         shutil.copy(artl / "im1.png", R / name)
-    code, stdout, err = run(capsys, "stereo", L, R, "--rig", rig, "-o", tmp_path / "out", "--depth", tmp_path / "depth",
+    code, stdout, err = run(capsys, "stereo", L, R, "--camera", rig, "-o", tmp_path / "out", "--depth", tmp_path / "depth",
                             "--preset", "fast", "--min-depth", "1.0", "--max-depth", "3.0")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.ply", "b.ply"]
@@ -218,14 +220,14 @@ def test_stereo_folders_with_rig(artl: Path, tmp_path: Path, capsys: pytest.Capt
     assert "2 pairs" in stdout
     # A third left image without a partner.
     shutil.copy(artl / "im0.png", L / "c.png")
-    code, _, err = run(capsys, "stereo", L, R, "--rig", rig, "-o", tmp_path / "out2")
+    code, _, err = run(capsys, "stereo", L, R, "--camera", rig, "-o", tmp_path / "out2")
     assert_user_error(code, err, "StereoError", "3 left images but 2 right images")
 
 
 def test_stereo_wls_smooths_and_keeps_matched_pixels(artl: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from depthcloud.io.pfm import read_pfm
 
-    args = ("stereo", artl / "im0.png", artl / "im1.png", "--middlebury", artl / "calib.txt", "--preset", "tutorial")
+    args = ("stereo", artl / "im0.png", artl / "im1.png", "--camera", artl / "calib.txt", "--preset", "tutorial")
     code, _, err = run(capsys, *args, "-o", tmp_path / "a.ply", "--disparity", tmp_path / "a.pfm")
     assert code == 0, err
     code, _, err = run(capsys, *args, "-o", tmp_path / "b.ply", "--disparity", tmp_path / "b.pfm", "--wls")
@@ -240,24 +242,24 @@ def test_stereo_wls_smooths_and_keeps_matched_pixels(artl: Path, tmp_path: Path,
 def test_stereo_pair_of_different_sizes(artl: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     right = tmp_path / "right.png"
     cv2.imwrite(str(right), cv2.imread(str(artl / "im1.png"))[:, :300])
-    code, _, err = run(capsys, "stereo", artl / "im0.png", right, "--middlebury", artl / "calib.txt", "-o", tmp_path / "c.ply")
+    code, _, err = run(capsys, "stereo", artl / "im0.png", right, "--camera", artl / "calib.txt", "-o", tmp_path / "c.ply")
     assert_user_error(code, err, "StereoError", "im0.png", "right.png", "347x277 but the right is 300x277")
     assert not (tmp_path / "c.ply").exists()
 
 
 def test_stereo_rig_that_does_not_fit(artl: Path, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     other = need(data_dir, "middlebury_eval3_q/Motorcycle/calib.txt")
-    code, _, err = run(capsys, "stereo", artl / "im0.png", artl / "im1.png", "--middlebury", other, "-o", tmp_path / "c.ply")
+    code, _, err = run(capsys, "stereo", artl / "im0.png", artl / "im1.png", "--camera", other, "-o", tmp_path / "c.ply")
     assert_user_error(code, err, "StereoError", "im0.png", "images are 347x277 but the rig is for 741x497")
 
 
 def test_stereo_option_errors(artl: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "stereo", artl / "im0.png", artl / "im1.png", "-o", tmp_path / "c.ply")
-    assert_user_error(code, err, "exactly one of --rig")
-    code, _, err = run(capsys, "stereo", artl / "im0.png", artl / "im1.png", "--middlebury", artl / "calib.txt",
+    assert_user_error(code, err, "UsageError: missing option '--camera'")
+    code, _, err = run(capsys, "stereo", artl / "im0.png", artl / "im1.png", "--camera", artl / "calib.txt",
                        "-o", tmp_path / "c.ply", "--preset", "best")
     assert_user_error(code, err, "preset: expected one of fast, balanced, quality")
-    code, _, err = run(capsys, "stereo", artl / "im0.png", tmp_path / "missing.png", "--middlebury", artl / "calib.txt",
+    code, _, err = run(capsys, "stereo", artl / "im0.png", tmp_path / "missing.png", "--camera", artl / "calib.txt",
                        "-o", tmp_path / "c.ply")
     assert_user_error(code, err, "missing.png", "no such file")
 

@@ -44,7 +44,7 @@ def test_disparity_middlebury_gt_to_metric_points(scene: str, data_dir: Path, tm
 
     folder = need(data_dir, f"middlebury_eval3_q/{scene}")
     out = tmp_path / "cloud.ply"
-    code, _, err = run(capsys, "disparity", folder / "disp0GT.pfm", "--calib", folder / "calib.txt",
+    code, _, err = run(capsys, "disparity", folder / "disp0GT.pfm", "--camera", folder / "calib.txt",
                        "--color", folder / "im0.png", "-o", out)
     assert code == 0, err
     cloud = read_cloud(out)
@@ -102,7 +102,7 @@ def test_depth_png_with_color_writes_metric_cloud(tmp_path: Path, camera_file: t
     color[..., 1] = np.arange(40, dtype=np.uint8)[:, None]
     write_png(tmp_path / "c.png", color)
     out = tmp_path / "out.ply"
-    code, stdout, err = run(capsys, "depth", png, "--intrinsics", cam, "--color", tmp_path / "c.png", "-o", out)
+    code, stdout, err = run(capsys, "depth", png, "--camera", cam, "--color", tmp_path / "c.png", "-o", out)
     assert code == 0, err
     assert str(out) in stdout
     cloud = read_cloud(out)
@@ -121,7 +121,7 @@ def test_depth_several_inputs_make_a_folder_and_zup_frame(tmp_path: Path, camera
     cam, _ = camera_file
     a, depth_a = _depth_png(tmp_path, "a.png")
     b, _ = _depth_png(tmp_path, "b.png")
-    code, _, err = run(capsys, "depth", a, b, "-i", cam, "-o", tmp_path / "clouds", "--frame", "zup", "--max-depth", "3")
+    code, _, err = run(capsys, "depth", a, b, "--camera", cam, "-o", tmp_path / "clouds", "--frame", "zup", "--max-depth", "3")
     assert code == 0, err
     ca = read_cloud(tmp_path / "clouds" / "a.ply")
     assert (tmp_path / "clouds" / "b.ply").exists()
@@ -136,21 +136,21 @@ def test_outputs_are_never_overwritten_without_flag(tmp_path: Path, camera_file:
     png, _ = _depth_png(tmp_path, "d.png")
     out = tmp_path / "out.ply"
     out.write_bytes(b"precious")
-    code, _, err = run(capsys, "depth", png, "-i", cam, "-o", out)
+    code, _, err = run(capsys, "depth", png, "--camera", cam, "-o", out)
     assert_user_error(code, err, "OutputExistsError", "out.ply", "--overwrite")
     assert out.read_bytes() == b"precious"
-    code, _, err = run(capsys, "depth", png, "-i", cam, "-o", out, "--overwrite")
+    code, _, err = run(capsys, "depth", png, "--camera", cam, "-o", out, "--overwrite")
     assert code == 0, err
 
 
 @pytest.mark.parametrize(
     "make_args, needles",
     [
-        (lambda t, cam, png: ["depth", t / "missing.png", "-i", cam, "-o", t / "o.ply"], ["missing.png", "no such file"]),
-        (lambda t, cam, png: ["depth", png, "-i", t / "nocam.yaml", "-o", t / "o.ply"], ["nocam.yaml"]),
-        (lambda t, cam, png: ["depth", png, "-i", cam, "-o", t / "o.ply", "--frame", "sideways"], ["--frame", "sideways"]),
-        (lambda t, cam, png: ["depth", png, "-i", cam, "-o", t / "o.ply", "--color", png, "--color", png], ["--color"]),
-        (lambda t, cam, png: ["disparity", png, "--calib", cam, "-o", t / "o.ply"], ["stereo rig"]),
+        (lambda t, cam, png: ["depth", t / "missing.png", "--camera", cam, "-o", t / "o.ply"], ["missing.png", "no such file"]),
+        (lambda t, cam, png: ["depth", png, "--camera", t / "nocam.yaml", "-o", t / "o.ply"], ["nocam.yaml"]),
+        (lambda t, cam, png: ["depth", png, "--camera", cam, "-o", t / "o.ply", "--frame", "sideways"], ["--frame", "sideways"]),
+        (lambda t, cam, png: ["depth", png, "--camera", cam, "-o", t / "o.ply", "--color", png, "--color", png], ["--color"]),
+        (lambda t, cam, png: ["disparity", png, "--camera", cam, "-o", t / "o.ply"], ["stereo rig"]),
         (lambda t, cam, png: ["convert", png, t / "o.weird"], []),
     ],
 )
@@ -164,7 +164,7 @@ def test_bad_input_is_one_line_and_exit_2(make_args, needles, tmp_path: Path, ca
 def test_depth_size_mismatch_names_file(tmp_path: Path, camera_file: tuple[Path, Intrinsics], capsys: pytest.CaptureFixture[str]) -> None:
     cam, _ = camera_file
     png, _ = _depth_png(tmp_path, "small.png", shape=(20, 30))
-    code, _, err = run(capsys, "depth", png, "-i", cam, "-o", tmp_path / "o.ply")
+    code, _, err = run(capsys, "depth", png, "--camera", cam, "-o", tmp_path / "o.ply")
     assert_user_error(code, err, "small.png", "30x20", "64x40")
 
 
@@ -173,7 +173,7 @@ def test_debug_shows_traceback(tmp_path: Path, camera_file: tuple[Path, Intrinsi
 
     cam, _ = camera_file
     with pytest.raises(DepthcloudError):
-        main(["--debug", "depth", str(tmp_path / "nope.png"), "-i", str(cam), "-o", str(tmp_path / "o.ply")])
+        main(["--debug", "depth", str(tmp_path / "nope.png"), "--camera", str(cam), "-o", str(tmp_path / "o.ply")])
 
 
 def test_convert_round_trip_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -246,5 +246,5 @@ def test_an_unwritable_output_folder_is_one_line_not_a_traceback(tmp_path: Path,
         target = locked / "sub" / "o.ply"
     cam, _ = camera_file
     png, _ = _depth_png(tmp_path, "d.png")
-    code, _, err = run(capsys, "depth", png, "-i", cam, "-o", target)
+    code, _, err = run(capsys, "depth", png, "--camera", cam, "-o", target)
     assert_user_error(code, err, "Error")

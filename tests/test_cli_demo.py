@@ -33,7 +33,7 @@ def test_demo_writes_cloud_preview_and_inputs_that_round_trip(tmp_path: Path, ca
     assert preview is not None and preview.shape[0] > 96 and preview.shape[1] > 160
 
     # The written depth PNG + camera file reproduce the cloud through `depthcloud depth` (to 1 mm quantisation).
-    assert main(["depth", str(out / "depth.png"), "-i", str(out / "camera.yaml"), "--color", str(out / "color.png"),
+    assert main(["depth", str(out / "depth.png"), "--camera", str(out / "camera.yaml"), "--color", str(out / "color.png"),
                  "-o", str(tmp_path / "again.ply")]) == 0
     again = read_cloud(tmp_path / "again.ply")
     assert len(again) == len(cloud)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.conftest import optional_import
 
 from depthcloud import FRAMES, InputError, PointCloud
 from depthcloud.cloud import frame_rotation
@@ -151,7 +152,7 @@ def test_voxel_downsample_normals_and_alignment():
 
 
 def test_voxel_downsample_matches_open3d_where_grids_agree(rng):
-    o3d = pytest.importorskip("open3d")
+    o3d = optional_import("open3d")
     size = 0.1
     # points in the upper part of their voxels ([0.5, 0.95) of the edge), with the minimum exactly
     # at half a voxel, so Open3D's grid (min − size/2) coincides with ours (the origin)
@@ -174,7 +175,7 @@ def test_voxel_downsample_matches_open3d_where_grids_agree(rng):
 # -- statistical outliers ---------------------------------------------------------------------------
 
 def test_statistical_outliers_match_open3d(rng):
-    o3d = pytest.importorskip("open3d")
+    o3d = optional_import("open3d")
     pts = np.concatenate([rng.normal(0, 0.05, (400, 3)), rng.uniform(-1, 1, (20, 3))]).astype(np.float32)
     c = PointCloud(pts)
     for k, ratio in ((8, 1.0), (20, 2.0)):

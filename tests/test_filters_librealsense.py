@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import need
+from conftest import need, optional_import
 from depthcloud import filters as F
 from depthcloud.camera import Intrinsics
 from depthcloud.frame import Frame
 
-rs = pytest.importorskip("pyrealsense2")
+rs = optional_import("pyrealsense2")
 
 DU = 0.001  # metres per z16 unit
 BASELINE_MM = 50.17

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from tests.conftest import need
+from tests.conftest import need, optional_import
 
 from depthcloud.errors import FormatError, InputError, OutputExistsError
 from depthcloud.io import read_color, read_depth, read_disparity_png, write_depth_png, write_pfm, write_png
@@ -55,7 +55,7 @@ def test_real_tum_frame_matches_its_source_notes_and_open3d(data_dir):
     assert depth.shape == (480, 640)
     assert abs(depth[valid].min() - 1.46) < 0.01 and abs(depth[valid].max() - 9.33) < 0.01
     assert abs(np.median(depth[valid]) - 2.42) < 0.01 and abs((~valid).mean() - 0.19) < 0.01
-    o3d = pytest.importorskip("open3d")
+    o3d = optional_import("open3d")
     ref = np.asarray(o3d.io.read_image(str(path))).astype(np.float32) / 5000.0
     np.testing.assert_allclose(depth, ref, rtol=1e-6)
 
@@ -97,7 +97,7 @@ def test_read_depth_bad_options(tmp_path, kwargs, match):
 
 def test_read_depth_unknown_suffix(tmp_path):
     (tmp_path / "d.tif").write_bytes(b"x")
-    with pytest.raises(InputError, match=r"d\.tif: cannot tell the depth kind from the suffix '\.tif'"):
+    with pytest.raises(InputError, match=r"d\.tif: unknown depth image suffix '\.tif'; expected one of \.png"):
         read_depth(tmp_path / "d.tif")
 
 
@@ -259,3 +259,16 @@ def test_read_color_garbage_names_the_file(tmp_path):
     (tmp_path / "x.jpg").write_bytes(b"\xff\xd8 not really")
     with pytest.raises(FormatError, match=r"^x\.jpg: cannot decode the image"):
         read_color(tmp_path / "x.jpg")
+
+
+def test_integer_npy_is_millimetres_like_a_png(tmp_path):
+    """Issue 14: a uint16 .npy in millimetres was read as metres (1500 m), and --depth-scale was refused."""
+    mm = np.array([[1500, 0], [65535, 3000]], np.uint16)
+    np.save(tmp_path / "mm.npy", mm)
+    np.testing.assert_array_equal(read_depth(tmp_path / "mm.npy"),
+                                  np.array([[1.5, 0.0], [65.535, 3.0]], np.float32))
+    np.testing.assert_allclose(read_depth(tmp_path / "mm.npy", depth_scale=0.0002)[0, 0], 0.3)
+    # A float array is metres already; depth_scale converts one stored in other units.
+    np.save(tmp_path / "f.npy", np.array([[1500.0]], np.float32))
+    assert read_depth(tmp_path / "f.npy")[0, 0] == 1500.0
+    assert read_depth(tmp_path / "f.npy", depth_scale=0.001)[0, 0] == pytest.approx(1.5)

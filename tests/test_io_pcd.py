@@ -6,6 +6,7 @@ import struct
 
 import numpy as np
 import pytest
+from tests.conftest import optional_import
 
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import FormatError, InputError, OutputExistsError
@@ -256,7 +257,7 @@ def _o3d_cloud(o3d, cloud: PointCloud):
 @pytest.mark.parametrize("kw", [{"write_ascii": False, "compressed": False}, {"write_ascii": False, "compressed": True},
                                 {"write_ascii": True}], ids=["binary", "binary_compressed", "ascii"])
 def test_reads_what_open3d_writes(tmp_path, rng, kw):
-    o3d = pytest.importorskip("open3d")
+    o3d = optional_import("open3d")
     cloud = make_cloud(rng, 400)
     path = tmp_path / "o3d.pcd"
     assert o3d.io.write_point_cloud(str(path), _o3d_cloud(o3d, cloud), **kw)
@@ -271,7 +272,7 @@ def test_reads_what_open3d_writes(tmp_path, rng, kw):
 
 @pytest.mark.parametrize("data", KINDS)
 def test_open3d_reads_what_we_write(tmp_path, rng, data):
-    o3d = pytest.importorskip("open3d")
+    o3d = optional_import("open3d")
     cloud = make_cloud(rng, 400)
     pc = o3d.io.read_point_cloud(str(write_pcd(tmp_path / "ours.pcd", cloud, data=data)))
     # Open3D parses our shortest float32 text into doubles; rounded to float32 they are our values.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import optional_import
 
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import FormatError, InputError, OutputExistsError
@@ -96,7 +97,7 @@ def test_binary_layout_matches_an_independent_struct_encoding(order):
 
 @pytest.mark.parametrize("ascii_", [False, True])
 def test_reads_what_open3d_writes(tmp_path, rng, ascii_):
-    o3d = pytest.importorskip("open3d")
+    o3d = optional_import("open3d")
     cloud = make_cloud(rng, 100)
     pc = o3d.geometry.PointCloud()
     pc.points = o3d.utility.Vector3dVector(cloud.points.astype(np.float64))
@@ -113,7 +114,7 @@ def test_reads_what_open3d_writes(tmp_path, rng, ascii_):
 
 
 def test_open3d_reads_what_we_write(tmp_path, rng):
-    o3d = pytest.importorskip("open3d")
+    o3d = optional_import("open3d")
     cloud = make_cloud(rng, 100)
     path = write_ply(tmp_path / "ours.ply", cloud)
     pc = o3d.io.read_point_cloud(str(path))

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import need
+from conftest import need, optional_import
 from depthcloud import Frame
 from depthcloud.errors import ConfigError, ProtocolError, SourceError
 from depthcloud.geometry import depth_to_points
@@ -516,7 +516,7 @@ async def test_a_finite_source_is_replayed_and_stays_healthy(monkeypatch):
 
 @pytest.mark.data
 async def test_serves_a_realsense_recording(data_dir):
-    pytest.importorskip("pyrealsense2")
+    optional_import("pyrealsense2")
     bag = need(data_dir, "realsense_bag/single_depth_color_640x480.bag")
     async with running(None, source=f"bag:{bag}", decimation=1, frame="zup") as srv:
         cloud = await client.aget_cloud(srv.url)

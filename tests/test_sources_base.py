@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 
 import numpy as np
@@ -185,3 +186,38 @@ def test_registry_custom_scheme_and_errors() -> None:
         register_source("bad scheme", factory)
     with pytest.raises(ConfigError, match=r"unknown scheme 'nope'.*replay:PATH"):
         open_source("nope")
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("synthetic:8x8@30", "fps, frame_id, frames, intrinsics, realtime, reconnect, scene"),
+        ("replay:x.dcrec", "loop, realtime, reconnect"),
+        ("bag:x.bag", "color, frame_id, loop, realtime, reconnect"),
+        ("realsense", "color, fps, frame_id, height"),
+        ("amiga:oak0.bin", "align_socket, every_n, fps, name, timeout_s"),
+    ],
+)
+def test_unknown_source_options_name_the_valid_ones(spec, expected):
+    """Issue 14: open_source("amiga:…", bogus=1) was a raw TypeError from a constructor."""
+    from depthcloud.sources import open_source
+
+    with pytest.raises(ConfigError, match=r"unknown option 'bogus'; the '\w+' source takes " + re.escape(expected)):
+        open_source(spec, bogus=1)
+
+
+def test_sources_with_untyped_options_are_not_second_guessed():
+    from depthcloud.sources import _REGISTRY, open_source, register_source
+
+    seen = {}
+
+    def factory(arg, **options):
+        seen.update(options)
+        return options
+
+    register_source("plugin_w14", factory)
+    try:
+        open_source("plugin_w14:x", anything=1)
+    finally:
+        _REGISTRY.pop("plugin_w14")
+    assert seen == {"anything": 1}

@@ -235,7 +235,7 @@ def test_save_png_writes_rgb_and_refuses_to_overwrite(tmp_path):
     path = viz.save_png(tmp_path / "sub" / "red.png", img)
     back = cv2.imread(str(path), cv2.IMREAD_COLOR)
     assert back.shape == (4, 5, 3) and back[0, 0].tolist() == [0, 0, 255]  # BGR on disk = red
-    with pytest.raises(OutputExistsError, match=r"red.png: exists; pass overwrite=True"):
+    with pytest.raises(OutputExistsError, match=r"red.png: exists; pass --overwrite"):
         viz.save_png(path, img)
     viz.save_png(path, np.zeros((4, 5), np.uint8), overwrite=True)
     assert cv2.imread(str(path))[0, 0].tolist() == [0, 0, 0]

@@ -41,6 +41,7 @@ __all__ = [
     "StereoCalibration",
     "calibrate_mono",
     "calibrate_stereo",
+    "check_calibration",
     "detect_corners",
     "detect_views",
     "draw_corners",
@@ -56,6 +57,13 @@ ProgressFn = Callable[[int, int, str], None]
 
 #: Fewest usable views for a calibration: OpenCV solves with fewer, but the estimate is not worth keeping.
 MIN_VIEWS = 3
+#: Largest overall RMS reprojection error (px) a calibration may have before it is refused. A chessboard
+#: calibration is well below 1 px; several pixels means the corners do not fit the board (a wrong
+#: --board whose sub-grid the detector found differently from view to view) or the views are unusable.
+MAX_RMS_PX = 2.0
+#: Plausible focal lengths, in multiples of the image's larger side: 0.05 is a fisheye beyond 180°,
+#: 20 a telephoto of under 3° field of view.
+FOCAL_RANGE = (0.05, 20.0)
 _SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-4)
 _CALIB_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-12)
 
@@ -319,6 +327,65 @@ def _usable(dets: Sequence[Detection], what: str) -> None:
         )
 
 
+def _board_hint(board: Board) -> str:
+    return (f"check --board: it counts inner corners ({board.cols}x{board.rows} now; a board of 10x7 "
+            "squares is 9x6) and the whole board must be visible in every view")
+
+
+def _worst(names: Sequence[str], errors: np.ndarray, n: int = 3) -> str:
+    order = np.argsort(-np.asarray(errors, dtype=np.float64))[:n]
+    return ", ".join(f"{_short(names[i])} {float(errors[i]):.1f} px" for i in order)
+
+
+def _short(name: str) -> str:
+    return name.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def check_calibration(
+    intrinsics: Intrinsics,
+    rms_px: float,
+    board: Board,
+    *,
+    per_view_rms_px: np.ndarray | None = None,
+    views: Sequence[str] = (),
+    max_rms_px: float | None = MAX_RMS_PX,
+    what: str = "camera",
+) -> None:
+    """Refuse a calibration that cannot be right, with the evidence (raises CalibrationError).
+
+    Checks: the RMS reprojection error is at most ``max_rms_px`` (None skips this check); the focal
+    lengths lie within :data:`FOCAL_RANGE` × the image's larger side; fx/fy within 0.5..2; the
+    principal point inside the image. A wrong ``--board`` that the detector still "finds" (a sub-grid
+    picked differently from view to view) fails these, while a true sub-board (7x6 of a 9x6) passes.
+    """
+    k = intrinsics
+    where = f"{what}: " if what else ""
+    if max_rms_px is not None and not rms_px <= max_rms_px:
+        worst = ""
+        if per_view_rms_px is not None and len(views) == len(per_view_rms_px) and len(views):
+            worst = f"; worst views: {_worst(views, per_view_rms_px)}"
+        raise CalibrationError(
+            f"{where}RMS reprojection error {rms_px:.2f} px is implausible for a chessboard (good ones are "
+            f"below 1 px; limit {max_rms_px:g} px): the detected corners do not fit a {board.cols}x{board.rows} "
+            f"board{worst}; {_board_hint(board)}"
+        )
+    side = max(k.width, k.height)
+    lo, hi = FOCAL_RANGE
+    problems = []
+    for name, f in (("fx", k.fx), ("fy", k.fy)):
+        if not lo * side <= f <= hi * side:
+            problems.append(f"{name} {f:.0f} px is outside {lo * side:.0f}..{hi * side:.0f} px for a {k.width}x{k.height} image")
+    ratio = k.fx / k.fy if k.fy > 0 else math.inf
+    if not 0.5 <= ratio <= 2.0:
+        problems.append(f"fx/fy = {ratio:.2f} (square pixels give 1)")
+    if not (0 <= k.cx <= k.width and 0 <= k.cy <= k.height):
+        problems.append(f"the principal point ({k.cx:.0f}, {k.cy:.0f}) px lies outside the {k.width}x{k.height} image")
+    if problems:
+        raise CalibrationError(
+            f"{where}the result contradicts itself: {'; '.join(problems)} (RMS {rms_px:.2f} px); {_board_hint(board)}"
+        )
+
+
 # -- mono --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MonoCalibration:
@@ -408,13 +475,16 @@ def calibrate_mono(
     rational_model: bool = False,
     fix_principal_point: bool = False,
     k3: bool = True,
+    max_rms_px: float | None = MAX_RMS_PX,
 ) -> MonoCalibration:
     """Intrinsics of one camera from checkerboard detections (:func:`detect_views`).
 
     Views without the board are skipped and listed in ``skipped``. Options map to OpenCV's flags:
     fix_aspect_ratio (fy/fx fixed to ``aspect_ratio``), zero_tangent (p1 = p2 = 0), rational_model
     (8 coefficients: k4..k6), fix_principal_point (at the image centre); ``k3=False`` fixes k3 = 0.
-    Raises :class:`CalibrationError` when fewer than 3 views show the board.
+    Raises :class:`CalibrationError` when fewer than 3 views show the board, and when the result
+    cannot be right (:func:`check_calibration`: RMS above ``max_rms_px``, None = no RMS limit; focal
+    length, aspect or principal point implausible), saying why and which views are worst.
     """
     if not isinstance(board, Board):
         raise InputError(f"board: expected a Board, got {type(board).__name__}")
@@ -447,6 +517,8 @@ def calibrate_mono(
         raise CalibrationError(f"OpenCV could not calibrate from {len(used)} views: {exc.err}") from exc
     intr = Intrinsics.from_K(K, size[0], size[1], dist=dist.ravel())
     errs = np.asarray(per_view, dtype=np.float64).ravel()
+    check_calibration(intr, float(rms), board, per_view_rms_px=errs, views=[d.name for d in used],
+                      max_rms_px=max_rms_px, what="")
     return MonoCalibration(
         intrinsics=intr, board=board, rms_px=float(rms), per_view_rms_px=errs,
         views=tuple(d.name for d in used), skipped=tuple(d.name for d in detections if not d.found),
@@ -640,13 +712,15 @@ def calibrate_stereo(
     rational_model: bool = False,
     same_focal_length: bool = False,
     alpha: float = 0.0,
+    max_rms_px: float | None = MAX_RMS_PX,
 ) -> StereoCalibration:
     """Calibrate a stereo rig from paired detections (``left[i]`` and ``right[i]`` are one moment).
 
     Each camera is first calibrated alone from its own views (or taken from ``*_intrinsics``); the
     stereo step then refines everything jointly, or only R and T when ``fix_intrinsics``. Pairs where
     either view lacks the board are skipped and listed. Raises :class:`CalibrationError` for unequal
-    counts, different image sizes, or fewer than 3 usable pairs.
+    counts, different image sizes, fewer than 3 usable pairs, or a result that cannot be right (either
+    camera or the joint RMS failing :func:`check_calibration`; ``max_rms_px`` as there).
     """
     if len(left) != len(right):
         raise CalibrationError(
@@ -670,9 +744,19 @@ def calibrate_stereo(
             f"{used[0][1].image_size[0]}x{used[0][1].image_size[1]}; both cameras must have one resolution",
             path=used[0][1].name,
         )
-    mono_opts = {"fix_aspect_ratio": fix_aspect_ratio, "zero_tangent": zero_tangent, "rational_model": rational_model}
-    kl = left_intrinsics or calibrate_mono([a for a, _ in used], board, **mono_opts).intrinsics
-    kr = right_intrinsics or calibrate_mono([b for _, b in used], board, **mono_opts).intrinsics
+    mono_opts: dict[str, Any] = {"fix_aspect_ratio": fix_aspect_ratio, "zero_tangent": zero_tangent,
+                                 "rational_model": rational_model, "max_rms_px": max_rms_px}
+
+    def camera(side: str, dets: list[Detection], given: Intrinsics | None) -> Intrinsics:
+        if given is not None:
+            return given
+        try:
+            return calibrate_mono(dets, board, **mono_opts).intrinsics
+        except CalibrationError as exc:
+            raise CalibrationError(f"{side} camera: {exc.message}") from exc
+
+    kl = camera("left", [a for a, _ in used], left_intrinsics)
+    kr = camera("right", [b for _, b in used], right_intrinsics)
     flags, names = _flags(
         fix_aspect_ratio=fix_aspect_ratio, zero_tangent=zero_tangent, rational_model=rational_model,
         fix_principal_point=False, k3=True,
@@ -703,6 +787,10 @@ def calibrate_stereo(
         Intrinsics.from_K(K2, size[0], size[1], dist=D2.ravel()),
         R, T.ravel(),
     )
+    pair_names = [f"{_short(a.name)} + {_short(b.name)}" for a, b in used]
+    check_calibration(rig.left, float(rms), board, per_view_rms_px=per_view.max(axis=1), views=pair_names,
+                      max_rms_px=max_rms_px, what="stereo")
+    check_calibration(rig.right, float(rms), board, max_rms_px=None, what="stereo (right camera)")
     rect = rectify(rig, alpha=alpha)
     mean_dy, max_dy = epipolar_error(lc, rc, rig, rect)
     return StereoCalibration(

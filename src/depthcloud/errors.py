@@ -115,3 +115,16 @@ class MissingDependencyError(DepthcloudError, ImportError):
     @classmethod
     def for_extra(cls, module: str, extra: str) -> MissingDependencyError:
         return cls(f"{module} is not installed; install it with: pip install 'depthcloud[{extra}]'")
+
+    @classmethod
+    def for_import_failure(cls, module: str, extra: str, exc: BaseException) -> MissingDependencyError:
+        """The error for a failed ``import module``: not installed, or installed but unable to load a
+        system library it needs (pyrealsense2 and open3d need libusb-1.0; the message says which
+        Debian package provides it)."""
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or module).split(".")[0] == module.split(".")[0]:
+            return cls.for_extra(module, extra)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = ""
+        if "libusb" in reason:
+            hint = "; install the system library: apt-get install libusb-1.0-0 (Debian/Ubuntu)"
+        return cls(f"{module} is installed but cannot be loaded ({reason}){hint}")

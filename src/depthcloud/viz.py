@@ -166,7 +166,7 @@ def colorbar(
     height, width: pixels (height ≥ 16, width ≥ 24). label: text written above the bar (e.g. "m").
     Returns (height, width, 3) uint8 RGB.
     """
-    h = v.integer("height", height, low=16)
+    h = v.integer("height", height, low=_bar_min_height(label))
     w = v.integer("width", width, low=24)
     lo = v.number("vmin", vmin)
     hi = v.number("vmax", vmax)
@@ -195,6 +195,11 @@ def colorbar(
     return out
 
 
+def _bar_min_height(label: str | None) -> int:
+    # The label strip (18 px) and the 6 px margin below must leave a bar of at least 10 px.
+    return 34 if label else 16
+
+
 def with_colorbar(
     img: Any,
     *,
@@ -207,7 +212,7 @@ def with_colorbar(
     """``img`` (an (H, W, 3) uint8 RGB colour-mapped image) with a colour bar of the same height
     on its right. Returns (H, W + width, 3) uint8 RGB; the image is not modified."""
     rgb = v.color_image("img", img)
-    bar = colorbar(max(rgb.shape[0], 16), vmin=vmin, vmax=vmax, cmap=cmap, label=label, width=width)
+    bar = colorbar(max(rgb.shape[0], _bar_min_height(label)), vmin=vmin, vmax=vmax, cmap=cmap, label=label, width=width)
     if bar.shape[0] != rgb.shape[0]:  # tiny images: pad the image to the bar's minimum height
         pad = np.full((bar.shape[0] - rgb.shape[0], rgb.shape[1], 3), 255, np.uint8)
         rgb = np.concatenate([rgb, pad], axis=0)
@@ -253,6 +258,50 @@ def side_by_side(
             _text(out, str(labels[i]), (x + 3, 15), scale=0.45)
         x += im.shape[1] + g
     return out
+
+
+def grid(
+    images: Sequence[Any],
+    *,
+    columns: int = 2,
+    labels: Sequence[str] | None = None,
+    gap: int = 8,
+    background: Sequence[int] = (255, 255, 255),
+) -> np.ndarray:
+    """Images in rows of ``columns``, left to right then top to bottom (each row a :func:`side_by_side`,
+    rows stacked with ``gap`` between them and padded to one width). Returns uint8 RGB."""
+    if isinstance(images, np.ndarray) or not isinstance(images, Sequence) or len(images) == 0:
+        raise InputError("images: expected a non-empty list of images")
+    c = v.integer("columns", columns, low=1)
+    g = v.integer("gap", gap, low=0)
+    if labels is not None and (isinstance(labels, str) or len(labels) != len(images)):
+        raise InputError(f"labels: expected {len(images)} captions, one per image, got {labels!r}")
+    bg = _rgb_triplet("background", background)
+    rows = [side_by_side(images[i:i + c], labels=None if labels is None else labels[i:i + c], gap=g, background=bg)
+            for i in range(0, len(images), c)]
+    w = max(r.shape[1] for r in rows)
+    out = np.empty((sum(r.shape[0] for r in rows) + g * (len(rows) - 1), w, 3), np.uint8)
+    out[:] = bg
+    y = 0
+    for r in rows:
+        out[y:y + r.shape[0], :r.shape[1]] = r
+        y += r.shape[0] + g
+    return out
+
+
+def hatch(img: Any, mask: Any, *, every_px: int = 6, color: Sequence[int] = (255, 255, 255)) -> np.ndarray:
+    """``img`` (H, W, 3) uint8 RGB with diagonal stripes of ``color`` drawn over the pixels of ``mask``
+    (H, W) bool, one stripe every ``every_px`` pixels; e.g. to mark values hole filling made up.
+    Returns a new image; ``img`` is not modified."""
+    rgb = v.color_image("img", img).copy()
+    m = v.array("mask", mask, ndim=2, kinds="b")
+    if m.shape != rgb.shape[:2]:
+        raise InputError(f"mask: expected shape {rgb.shape[:2]}, got {m.shape}")
+    k = v.integer("every_px", every_px, low=2)
+    yy, xx = np.indices(m.shape)
+    stripes = m & ((xx + yy) % k < max(1, k // 3))
+    rgb[stripes] = _rgb_triplet("color", color)
+    return rgb
 
 
 # -- cloud renders --------------------------------------------------------------------------------
@@ -390,18 +439,24 @@ def _splat_numpy(u: np.ndarray, vv: np.ndarray, z: np.ndarray, colors: np.ndarra
     img.reshape(-1, 3)[lin_s[first]] = colors[idx[order][first]]
 
 
+# Views are drawn on mid grey: white points (walls, paper) and the empty shadows that occlusions leave
+# behind objects seen from the side both stay visible, which they do not on white.
+VIEW_BACKGROUND = (96, 96, 104)
+
+
 def render_views(
     cloud: PointCloud,
     views: Sequence[str] = ("front", "left", "right"),
     *,
-    width: int = 480,
-    height: int = 360,
-    point_size: int = 1,
-    background: Sequence[int] = (255, 255, 255),
+    width: int = 640,
+    height: int = 480,
+    point_size: int = 2,
+    background: Sequence[int] = VIEW_BACKGROUND,
     labels: bool = True,
 ) -> np.ndarray:
-    """Several :func:`render_cloud` views in one captioned row. Returns uint8 RGB
-    of height ``height`` (+ a caption strip) and width ``len(views)·width`` + gaps."""
+    """Several :func:`render_cloud` views in one captioned row (on a grey background, 2-pixel splats so
+    a cloud from an image of about the render's size has no see-through grid). Returns uint8 RGB of
+    height ``height`` (+ a caption strip) and width ``len(views)·width`` + gaps."""
     if isinstance(views, str) or len(views) == 0:
         raise InputError(f"views: expected a non-empty list of view names, got {views!r}")
     imgs = [render_cloud(cloud, view=name, width=width, height=height, point_size=point_size,
@@ -417,7 +472,7 @@ def save_png(path: str | Path, rgb: Any, *, overwrite: bool = False) -> Path:
         raise InputError(f"expected a .png path, got suffix {p.suffix!r}", path=p)
     img = _as_rgb("rgb", rgb)
     if p.exists() and not overwrite:
-        raise OutputExistsError("exists; pass overwrite=True (--overwrite) to replace it", path=p)
+        raise OutputExistsError("exists; pass --overwrite to replace it", path=p)
     if p.is_dir():
         raise InputError("is a folder, expected a file path", path=p)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -160,7 +160,7 @@ class EventLogWriter:
     def __init__(self, path: str | PathLike[str], *, overwrite: bool = False) -> None:
         self.path = Path(path)
         if self.path.exists() and not overwrite:
-            raise OutputExistsError("exists; pass overwrite=True (--overwrite) to replace it", path=self.path)
+            raise OutputExistsError("exists; pass --overwrite to replace it", path=self.path)
         self._Event = _event_cls()
         self._fh: IO[bytes] | None = None
         self.count = 0

@@ -316,6 +316,9 @@ def decode_disparity(image_data: bytes, *, width: int = 0, height: int = 0) -> n
         if kind == "JPEG" and data[-2:] != b"\xff\xd9":
             # OpenCV decodes a cut JPEG into a half-grey image without complaint; refuse it instead.
             raise FormatError("JPEG disparity is truncated (no end-of-image marker)")
+        from depthcloud.io.limits import check_image_bytes
+
+        check_image_bytes(data)  # before OpenCV allocates what the header declares
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise FormatError(f"{kind} disparity does not decode ({len(data)} bytes)")

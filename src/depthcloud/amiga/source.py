@@ -64,7 +64,9 @@ class AmigaSource(FrameSource):
     """Frames from an OAK camera service (``service_config.json``) or an event log (``.bin``).
 
     options: every_n, timeout_s (live), fps (replay pacing), align_socket, name (the service in a
-    multi-service config).
+    multi-service config). A recording replayed without ``fps`` is lossless: each frame waits until the
+    consumer took the previous one, so every recorded frame is delivered; with ``fps`` (or live) the
+    newest frame wins and a slow consumer skips frames (counted as dropped).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class AmigaSource(FrameSource):
         self.fps = fps
         self.align_socket = align_socket
         self.service = name
+        self.lossless = self.target.suffix == ".bin" and fps is None
         self._client: OakClient | None = None
         # Frames decoded and corrupt frames skipped (with why): the replay's own, or the client's.
         self.decode_stats = ClientStats()
@@ -110,6 +113,8 @@ class AmigaSource(FrameSource):
     async def _pump(self, frames: AsyncIterator[Frame]) -> None:
         try:
             async for frame in frames:
+                if self.lossless:
+                    await self._await_taken()
                 self._publish(frame)
         except DepthcloudError as exc:  # a lost service, a corrupt recording: the consumer hears of it
             self._set_state("failed", str(exc))

@@ -11,7 +11,16 @@ from typing import Annotated, Any
 
 import typer
 
-from depthcloud.cli._common import check_input, check_output, console, err_console
+from depthcloud.cli._checks import check_first_frame
+from depthcloud.cli._common import (
+    CameraCommand,
+    check_frame,
+    check_input,
+    check_output,
+    check_suffix,
+    console,
+    err_console,
+)
 from depthcloud.errors import InputError
 
 ConfigOpt = Annotated[Path, typer.Option("--service-config", help="farm-ng service_config.json of the OAK service.")]
@@ -48,11 +57,11 @@ def _report_corrupt(progress: _Progress) -> None:
 async def _pointcloud(
     config: Any, progress: _Progress, *, out: Path, every_n: int | None, frames: int | None, timeout_s: float,
     save_disparity: bool, save_pointcloud: bool, min_depth_m: float, max_depth_m: float, overwrite: bool,
-    align_socket: int,
+    align_socket: int, frame: str = "optical",
 ) -> None:
     from depthcloud.amiga.client import DisparityModels, OakClient
     from depthcloud.io import write_cloud
-    from depthcloud.viz import colorize, save_png
+    from depthcloud.viz import colorize, save_png, with_colorbar
 
     async with OakClient(config, timeout_s=timeout_s) as client:
         progress.stats = client.stats
@@ -66,6 +75,9 @@ async def _pointcloud(
                     f"B = {model.baseline_m * 100:.3f} cm, keeping {min_depth_m:g}–{max_depth_m:g} m"
                 )
             cloud = model.cloud(item.disparity, min_depth_m=min_depth_m, max_depth_m=max_depth_m, stamp=item.stamp)
+            if progress.frames == 0:
+                check_first_frame(cloud, model.depth(item.disparity), what=config.name, min_depth_m=min_depth_m,
+                                  max_depth_m=max_depth_m)
             line = f"frame {item.sequence_num}: {len(cloud.points)} points"
             if save_disparity:
                 # Colours span the disparities of the kept depth range, the same for every frame.
@@ -73,12 +85,14 @@ async def _pointcloud(
                 vmin = max(1.0, fb / max_depth_m)
                 vmax = min(255.0, fb / min_depth_m) if min_depth_m > 0 else 255.0
                 png = check_output(out / f"disparity_{item.sequence_num:06d}.png", overwrite=overwrite)
-                save_png(png, colorize(item.disparity, vmin=vmin, vmax=max(vmax, vmin + 1)), overwrite=overwrite)
+                vmax = max(vmax, vmin + 1)
+                picture = with_colorbar(colorize(item.disparity, vmin=vmin, vmax=vmax), vmin=vmin, vmax=vmax, label="px")
+                save_png(png, picture, overwrite=overwrite)
                 progress.written.append(png)
                 line += f", {png.name}"
             if save_pointcloud:
                 ply = check_output(out / f"cloud_{item.sequence_num:06d}.ply", overwrite=overwrite)
-                write_cloud(ply, cloud, overwrite=overwrite)
+                write_cloud(ply, cloud if frame == "optical" else cloud.to_frame(frame), overwrite=overwrite)
                 progress.written.append(ply)
                 line += f", {ply.name}"
             console.print(line)
@@ -105,7 +119,7 @@ def register(app: typer.Typer) -> None:
     @amiga.command("pointcloud")
     def pointcloud(
         service_config: ConfigOpt,
-        output: Annotated[Path, typer.Option("-o", "--output", help="Folder for saved images and clouds.")] = Path("amiga-out"),
+        output: Annotated[Path, typer.Option("-o", "--output", help="FOLDER for saved images and clouds (many outputs).")] = Path("amiga-out"),
         save_disparity: Annotated[bool, typer.Option("--save-disparity", help="Save colourised disparity PNGs.")] = False,
         save_pointcloud: Annotated[bool, typer.Option("--save-pointcloud", help="Save binary PLY clouds.")] = False,
         every_n: EveryOpt = None,
@@ -114,12 +128,14 @@ def register(app: typer.Typer) -> None:
         min_depth: Annotated[float, typer.Option("--min-depth", help="Nearest kept depth, metres.")] = 0.2,
         max_depth: Annotated[float, typer.Option("--max-depth", help="Farthest kept depth, metres.")] = 7.5,
         align_socket: Annotated[int, typer.Option("--align-socket", help="Camera socket the disparity is aligned to.")] = 2,
+        frame: Annotated[str, typer.Option("--frame", help="Frame of the written points: optical, zup, opengl.")] = "optical",
         service_name: NameOpt = None,
         overwrite: OverwriteOpt = False,
     ) -> None:
         """Disparity → depth (Z = f·B/d) → points, as farm-ng's camera pointcloud example, done right."""
         from depthcloud.amiga.client import read_service_config
 
+        check_frame(frame)
         config = read_service_config(service_config, name=service_name)
         if frames is not None and frames < 1:
             raise InputError(f"--frames: expected a number >= 1, got {frames}")
@@ -132,19 +148,19 @@ def register(app: typer.Typer) -> None:
         _run(_pointcloud(
             config, progress, out=output, every_n=every_n, frames=frames, timeout_s=timeout,
             save_disparity=save_disparity, save_pointcloud=save_pointcloud, min_depth_m=min_depth,
-            max_depth_m=max_depth, overwrite=overwrite, align_socket=align_socket,
+            max_depth_m=max_depth, overwrite=overwrite, align_socket=align_socket, frame=frame,
         ), progress, "frames")
         _report_corrupt(progress)
         where = f"; {len(progress.written)} files in {output}" if progress.written else ""
         console.print(f"{progress.frames} frames, {progress.points} points{where}")
 
-    @amiga.command("emulate")
+    @amiga.command("emulate", cls=CameraCommand)
     def emulate(
         name: Annotated[str, typer.Option("--name", help="Service name: oak0 (older layout) or oak/1 (AmigaOS 2.3).")] = "oak0",
         port: Annotated[int, typer.Option("--port", help="Port to listen on (0 = any free one).")] = 50011,
         host: Annotated[str, typer.Option("--host", help="Address to bind; loopback unless you say otherwise.")] = "127.0.0.1",
         recording: Annotated[Path | None, typer.Option("--from", help="Replay this event log (.bin).")] = None,
-        calibration: Annotated[Path | None, typer.Option("--calibration", help="depthai calibration JSON (or OakCalibration JSON).")] = None,
+        calibration: Annotated[Path | None, typer.Option("--camera", help="Calibration to serve: a depthai/OAK calibration JSON (or farm-ng OakCalibration JSON).")] = None,
         fps: Annotated[float, typer.Option("--fps", help="Frames per second published.")] = 10.0,
         frames: Annotated[int | None, typer.Option("--frames", help="Stop after publishing this many (default: until Ctrl-C).")] = None,
         encoding: Annotated[str, typer.Option("--encoding", help="Synthetic disparity encoding: jpeg, png or raw.")] = "jpeg",
@@ -157,7 +173,7 @@ def register(app: typer.Typer) -> None:
         from depthcloud.amiga.messages import read_oak_calibration
 
         if recording is None and calibration is None:
-            raise InputError("give --calibration FILE (a depthai calibration JSON) or --from RECORDING.bin")
+            raise InputError("give --camera FILE (a depthai calibration JSON) or --from RECORDING.bin")
         if frames is not None and frames < 1:
             raise InputError(f"--frames: expected a number >= 1, got {frames}")
         calib = None if calibration is None else read_oak_calibration(check_input(calibration))
@@ -169,7 +185,7 @@ def register(app: typer.Typer) -> None:
                 err_console.print(f"{recording}: skipped {skipped}")
             calib = calib or rec.calibration
             if calib is None:
-                raise InputError("holds no OakCalibration; add --calibration FILE", path=recording)
+                raise InputError("holds no OakCalibration; add --camera FILE", path=recording)
             if not rec.frames:
                 raise InputError("holds no OakFrame messages to replay", path=recording)
             items: Any = rec.frames if frames is None else list(islice(rec.frames, frames))
@@ -197,7 +213,7 @@ def register(app: typer.Typer) -> None:
     @amiga.command("record")
     def record(
         service_config: ConfigOpt,
-        output: Annotated[Path, typer.Option("-o", "--output", help="Event log to write (.bin).")],
+        output: Annotated[Path, typer.Option("-o", "--output", help="Event log FILE to write (.bin).", show_default=False)],
         frames: Annotated[int, typer.Option("--frames", help="Messages of the first stream to record.")] = 100,
         stream: Annotated[list[str] | None, typer.Option("--stream", help="Stream to record (repeat; default disparity).")] = None,
         every_n: Annotated[int, typer.Option("--every-n", help="Take every n-th message.")] = 1,
@@ -214,7 +230,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--frames: expected a number >= 1, got {frames}")
         if every_n < 1:
             raise InputError(f"--every-n: expected a number >= 1, got {every_n}")
-        out = check_output(output, overwrite=overwrite)
+        out = check_output(check_suffix(output, (".bin",), "farm-ng event log"), overwrite=overwrite)
         streams = tuple(stream or ("disparity",))
         progress = _Progress()
         result: dict[str, Any] = {}

@@ -16,7 +16,19 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from depthcloud.cli._common import check_input, check_output, console, progress
+from depthcloud.cli._checks import AllowEmptyOpt, check_stereo
+from depthcloud.cli._common import (
+    CameraCommand,
+    CameraOpt,
+    check_frame,
+    check_input,
+    check_output,
+    check_suffix,
+    console,
+    load_camera_file,
+    output_kind,
+    progress,
+)
 from depthcloud.errors import CalibrationError, InputError, StereoError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
@@ -109,22 +121,20 @@ def _pairs(left: Path, right: Path) -> list[tuple[Path, Path]]:
     return list(zip(ls, rs, strict=True))
 
 
-def _stereo_rig(rig: Path | None, middlebury: Path | None) -> tuple[Any, tuple[int, int] | None]:
-    if (rig is None) == (middlebury is None):
-        raise InputError("give exactly one of --rig RIG.yaml or --middlebury calib.txt")
-    if rig is not None:
-        from depthcloud.camera import StereoRig
-        from depthcloud.io.calibfiles import load_calibration
+def _stereo_rig(camera: Path) -> tuple[Any, tuple[int, int] | None]:
+    """The rig of ``--camera`` and, for a Middlebury calib.txt, the search range its ndisp sets."""
+    from depthcloud.camera import StereoRig
+    from depthcloud.io.calibfiles import calibration_format, read_middlebury_calib
 
-        loaded = load_calibration(rig)
-        if not isinstance(loaded, StereoRig):
-            raise InputError("is a single camera, expected a stereo rig (from `depthcloud calibrate stereo`)", path=rig)
-        return loaded, None
-    from depthcloud.io.calibfiles import read_middlebury_calib
-
-    cal = read_middlebury_calib(middlebury)  # type: ignore[arg-type]  # exactly one of the two is given
-    ndisp = cal.ndisp or max(16, cal.width // 8)
-    return cal.rig, (0, 16 * math.ceil(ndisp / 16))
+    if calibration_format(check_input(camera)) == "middlebury":
+        cal = read_middlebury_calib(camera)
+        ndisp = cal.ndisp or max(16, cal.width // 8)
+        return cal.rig, (0, 16 * math.ceil(ndisp / 16))
+    loaded = load_camera_file(camera)
+    if not isinstance(loaded, StereoRig):
+        raise InputError("is a single camera, expected a stereo rig (from `depthcloud calibrate stereo`, "
+                         "a Middlebury calib.txt, an OpenCV stereo file or a depthai JSON)", path=camera)
+    return loaded, None
 
 
 def register(app: typer.Typer) -> None:
@@ -136,7 +146,7 @@ def register(app: typer.Typer) -> None:
         images: Annotated[list[str], typer.Argument(help="Checkerboard images (files or quoted globs).", show_default=False)],
         board: BoardOpt,
         square_m: SquareOpt,
-        output: Annotated[Path, typer.Option("-o", "--output", help="Camera file to write (OpenCV FileStorage YAML).")],
+        output: Annotated[Path, typer.Option("-o", "--output", help="Camera FILE to write (.yaml/.yml/.xml: OpenCV FileStorage).", show_default=False)],
         ros: Annotated[Path | None, typer.Option("--ros", help="Also write a ROS camera_info YAML here.")] = None,
         report: ReportOpt = None,
         json_out: JsonOpt = None,
@@ -183,7 +193,7 @@ def register(app: typer.Typer) -> None:
         right: Annotated[list[str], typer.Option("--right", help="Right images, paired with --left in sorted order.")],
         board: BoardOpt,
         square_m: SquareOpt,
-        output: Annotated[Path, typer.Option("-o", "--output", help="Rig file to write (OpenCV FileStorage YAML, with the rectification).")],
+        output: Annotated[Path, typer.Option("-o", "--output", help="Rig FILE to write (.yaml/.yml/.xml: OpenCV FileStorage, with the rectification).", show_default=False)],
         ros: Annotated[Path | None, typer.Option("--ros", help="Also write ROS camera_info YAML: NAME_left.yaml and NAME_right.yaml.")] = None,
         report: ReportOpt = None,
         json_out: JsonOpt = None,
@@ -234,35 +244,43 @@ def register(app: typer.Typer) -> None:
             _rectified_picture(pictures, result, lp, rp, ld, rd, overwrite=overwrite)
             console.print(f"pictures: {n + 1} in {pictures}")
 
-    @app.command("stereo")
+    @app.command("stereo", cls=CameraCommand)
     def stereo(
         left: Annotated[Path, typer.Argument(help="Left image, or a folder of left images.", show_default=False)],
         right: Annotated[Path, typer.Argument(help="Right image, or a folder of right images (paired by sorted name).", show_default=False)],
-        output: Annotated[Path, typer.Option("-o", "--output", help="Cloud file (.ply …), or a folder for folders of pairs.")],
-        rig: Annotated[Path | None, typer.Option("--rig", help="Rig file from `calibrate stereo` (or any stereo calibration file).")] = None,
-        middlebury: Annotated[Path | None, typer.Option("--middlebury", help="Middlebury calib.txt of a rectified pair (its ndisp sets the search range).")] = None,
-        disparity: Annotated[Path | None, typer.Option("--disparity", help="Write the disparity (PFM, pixels, inf = invalid).")] = None,
-        depth: Annotated[Path | None, typer.Option("--depth", help="Write the depth as 16-bit PNG in millimetres (0 = invalid).")] = None,
-        preview: Annotated[Path | None, typer.Option("--preview", help="Write left | disparity | depth | right as PNG.")] = None,
-        views: Annotated[Path | None, typer.Option("--views", help="Write renders of the cloud (front, left, right) as PNG.")] = None,
+        camera: CameraOpt,
+        output: Annotated[Path, typer.Option("-o", "--output", help="Output: a cloud FILE (.ply .pcd .xyz .csv .npz) for one pair; a FOLDER for folders of pairs.", show_default=False)],
+        disparity: Annotated[Path | None, typer.Option("--disparity", help="Write the disparity (PFM, pixels, inf = invalid): a FILE, or a FOLDER for folders of pairs.")] = None,
+        depth: Annotated[Path | None, typer.Option("--depth", help="Write the depth as 16-bit PNG in millimetres (0 = invalid): a FILE, or a FOLDER.")] = None,
+        preview: Annotated[Path | None, typer.Option("--preview", help="Write a 2x2 picture (left | right over disparity | depth, filled holes hatched) as PNG: a FILE, or a FOLDER.")] = None,
+        views: Annotated[Path | None, typer.Option("--views", help="Write renders of the cloud (front, left, right) as PNG: a FILE, or a FOLDER.")] = None,
+        frame: Annotated[str, typer.Option("--frame", help="Frame of the written points: optical, zup, opengl.")] = "optical",
         preset: Annotated[str, typer.Option("--preset", help="fast, balanced or quality (or the baselines tutorial, opencv).")] = "balanced",
         min_depth: Annotated[float | None, typer.Option("--min-depth", help="Nearest depth to search (metres); sets the disparity range.")] = None,
         max_depth: Annotated[float | None, typer.Option("--max-depth", help="Farthest depth to search and keep (metres).")] = None,
         wls: Annotated[bool, typer.Option("--wls", help="Smooth the disparity with the WLS filter (opencv-contrib).")] = False,
         alpha: Annotated[float, typer.Option("--alpha", help="Rectification: 0 valid pixels only … 1 every pixel.")] = 0.0,
         overwrite: OverwriteOpt = False,
+        allow_empty: AllowEmptyOpt = False,
     ) -> None:
         """Reconstruct stereo pairs: rectify, match (SGBM), depth, coloured cloud."""
         from dataclasses import replace
 
+        from depthcloud.io import CLOUD_EXTENSIONS
         from depthcloud.io.depthimage import read_color
         from depthcloud.stereo import StereoMatcher, params_for
 
-        the_rig, search = _stereo_rig(rig, middlebury)
+        check_frame(frame)
+        the_rig, search = _stereo_rig(camera)
         pairs = _pairs(left, right)
         many = len(pairs) > 1 or left.is_dir()
+        output_kind(output, CLOUD_EXTENSIONS, many=many)
         extras = {"disparity": (disparity, ".pfm"), "depth": (depth, ".png"), "preview": (preview, ".png"),
                   "views": (views, ".png")}
+        if not many:
+            for name, (p, ext) in extras.items():
+                if p is not None:
+                    check_suffix(p, (ext,), f"--{name}")
         jobs = []
         for lp, rp in pairs:
             outs = {"cloud": output / f"{lp.stem}.ply" if many else output}
@@ -278,7 +296,8 @@ def register(app: typer.Typer) -> None:
                 result = matcher(a, b)
             except StereoError as exc:
                 raise StereoError(f"{exc.message} (right image: {rp})", path=lp) from exc
-            _write_stereo(result, outs, overwrite=overwrite)
+            check_stereo(result, matcher, what=lp.name, allow_empty=allow_empty)
+            _write_stereo(result, outs, overwrite=overwrite, frame=frame)
             if not many:
                 console.print(f"cloud: {outs['cloud']} ({len(result.cloud.points)} points)")
                 for k, p in outs.items():
@@ -287,11 +306,11 @@ def register(app: typer.Typer) -> None:
         if many:
             console.print(f"{len(jobs)} pairs → {output}")
 
-    @app.command("undistort")
+    @app.command("undistort", cls=CameraCommand)
     def undistort(
         image: Annotated[Path, typer.Argument(help="Image to undistort.", show_default=False)],
-        camera: Annotated[Path, typer.Option("--camera", help="Camera file (from `calibrate mono`, OpenCV or ROS).")],
-        output: Annotated[Path, typer.Option("-o", "--output", help="Undistorted image (PNG).")],
+        camera: CameraOpt,
+        output: Annotated[Path, typer.Option("-o", "--output", help="Undistorted image FILE: .png, or .jpg/.jpeg (JPEG).", show_default=False)],
         camera_out: Annotated[Path | None, typer.Option("--camera-out", help="Write the undistorted camera (no distortion) here.")] = None,
         alpha: Annotated[float, typer.Option("--alpha", help="0 keeps valid pixels only, 1 keeps every source pixel.")] = 0.0,
         overwrite: OverwriteOpt = False,
@@ -299,19 +318,22 @@ def register(app: typer.Typer) -> None:
         """Remove lens distortion from an image with a calibrated camera."""
         from depthcloud.calibrate import undistort_image
         from depthcloud.camera import Intrinsics
-        from depthcloud.io.calibfiles import load_calibration, save_camera
-        from depthcloud.io.depthimage import read_color, write_png
+        from depthcloud.io.calibfiles import save_camera
+        from depthcloud.io.depthimage import read_color
 
+        check_suffix(output, (".png", ".jpg", ".jpeg"), "undistorted image")
+        if camera_out is not None:
+            check_suffix(camera_out, (".yaml", ".yml", ".xml", ".json"), "camera")
         _outputs([output, camera_out], overwrite=overwrite)
         img = read_color(check_input(image))
-        intr = load_calibration(camera, image_size=(img.shape[1], img.shape[0]))
+        intr = load_camera_file(camera, image_size=(img.shape[1], img.shape[0]))
         if not isinstance(intr, Intrinsics):
             raise InputError("is a stereo rig, expected a single camera", path=camera)
         try:
             out, new = undistort_image(img, intr, alpha=alpha)
         except InputError as exc:
             raise InputError(exc.message, path=image) from exc
-        write_png(output, out, overwrite=overwrite)
+        _write_image(output, out, overwrite=overwrite)
         console.print(f"undistorted: {output}")
         if camera_out is not None:
             save_camera(camera_out, new, overwrite=overwrite)
@@ -332,25 +354,52 @@ def _rectified_picture(folder: Path, result: Any, lp: list[Path], rp: list[Path]
     save_png(folder / "rectified_pair.png", rectified_pair_picture(a, b), overwrite=overwrite)
 
 
-def _write_stereo(result: Any, outs: dict[str, Path], *, overwrite: bool) -> None:
+def _write_image(path: Path, rgb: np.ndarray, *, overwrite: bool) -> Path:
+    """An RGB image as PNG or JPEG, as the extension says (checked up front by check_suffix)."""
+    import cv2
+
+    from depthcloud.io._files import write_atomic
+    from depthcloud.io.depthimage import write_png
+
+    if path.suffix.lower() == ".png":
+        return write_png(path, rgb, overwrite=overwrite)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise InputError("OpenCV could not encode the JPEG", path=path)
+    return write_atomic(path, buf.tobytes(), overwrite=overwrite)
+
+
+def stereo_preview(result: Any) -> np.ndarray:
+    """The 2x2 picture of a stereo result: rectified left | right over disparity | depth, each map with
+    a colour bar in its unit, and the pixels only hole filling gave a value hatched."""
+    from depthcloud.viz import colorize, grid, hatch, value_range, with_colorbar
+
+    filled = np.isfinite(result.disparity) & ~result.matched
+    maps = []
+    for values, label in ((result.disparity, "px"), (result.depth, "m")):
+        lo, hi = value_range(values)
+        maps.append(with_colorbar(hatch(colorize(values, vmin=lo, vmax=hi), filled), vmin=lo, vmax=hi, label=label))
+    n_filled = int(filled.sum())
+    note = f" ({100.0 * n_filled / filled.size:.0f} % hole-filled, hatched)" if n_filled else ""
+    return grid([result.left, result.right, *maps], columns=2,
+                labels=["left (rectified)", "right (rectified)", "disparity (px)" + note, "depth (m)" + note])
+
+
+def _write_stereo(result: Any, outs: dict[str, Path], *, overwrite: bool, frame: str = "optical") -> None:
     from depthcloud.io import write_cloud
     from depthcloud.io.depthimage import write_depth_png
     from depthcloud.io.pfm import write_pfm
-    from depthcloud.viz import colorize, render_views, save_png, side_by_side, value_range, with_colorbar
+    from depthcloud.viz import render_views, save_png
 
-    write_cloud(outs["cloud"], result.cloud, overwrite=overwrite)
+    cloud = result.cloud if frame == "optical" else result.cloud.to_frame(frame)
+    write_cloud(outs["cloud"], cloud, overwrite=overwrite)
     if "disparity" in outs:
         write_pfm(outs["disparity"], np.where(np.isfinite(result.disparity), result.disparity, np.inf)
                   .astype(np.float32), overwrite=overwrite)
     if "depth" in outs:
         write_depth_png(outs["depth"], result.depth, overwrite=overwrite)
     if "preview" in outs:
-        panels = [result.left]
-        for values, label in ((result.disparity, "disparity (px)"), (result.depth, "depth (m)")):
-            lo, hi = value_range(values)
-            panels.append(with_colorbar(colorize(values, vmin=lo, vmax=hi), vmin=lo, vmax=hi, label=label))
-        panels.append(result.right)
-        save_png(outs["preview"], side_by_side(panels, labels=["left", "disparity", "depth", "right"]),
-                 overwrite=overwrite)
+        save_png(outs["preview"], stereo_preview(result), overwrite=overwrite)
     if "views" in outs:
         save_png(outs["views"], render_views(result.cloud), overwrite=overwrite)

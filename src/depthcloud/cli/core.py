@@ -14,14 +14,26 @@ import numpy as np
 import typer
 
 from depthcloud.camera import Intrinsics, StereoRig
-from depthcloud.cli._common import check_input, check_output, console, progress
+from depthcloud.cli._checks import AllowEmptyOpt, check_cloud
+from depthcloud.cli._common import (
+    CameraCommand,
+    CameraOpt,
+    check_frame,
+    check_input,
+    check_output,
+    console,
+    load_camera_file,
+    output_kind,
+    progress,
+    single_camera,
+)
 from depthcloud.cloud import FRAMES, PointCloud
 from depthcloud.errors import FormatError, InputError
 
 CLOUD_EXTS = (".ply", ".pcd", ".xyz", ".csv", ".txt", ".npz")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pfm", ".exr", ".npy")
 
-OutOpt = Annotated[Path, typer.Option("-o", "--output", help="Output cloud (.ply .pcd .xyz .csv .npz), or a folder for several inputs.")]
+OutOpt = Annotated[Path, typer.Option("-o", "--output", help="Output: a cloud FILE (.ply .pcd .xyz .csv .npz) for one input; a FOLDER (existing, or no extension) for several.", show_default=False)]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that exist.")]
 FrameOpt = Annotated[str, typer.Option("--frame", help=f"Frame of the written points: {', '.join(FRAMES)}.")]
 MinOpt = Annotated[float, typer.Option("--min-depth", help="Drop points nearer than this (metres).")]
@@ -44,11 +56,9 @@ def _jobs(inputs: list[Path], colors: list[Path] | None, output: Path, *, overwr
         check_input(p)
     for c in colors or []:
         check_input(c)
-    if len(inputs) == 1 and output.suffix.lower() in CLOUD_EXTS:
+    if output_kind(output, CLOUD_EXTS, many=len(inputs) > 1) == "file":
         outs = [check_output(output, overwrite=overwrite)]
     else:
-        if output.suffix.lower() in CLOUD_EXTS:
-            raise InputError(f"-o {output}: several inputs need a folder, not a file name")
         if output.exists() and not output.is_dir():
             raise InputError("exists and is not a folder", path=output)
         stems = [p.stem for p in inputs]
@@ -59,23 +69,16 @@ def _jobs(inputs: list[Path], colors: list[Path] | None, output: Path, *, overwr
     return [_Job(d, c, o) for d, c, o in zip(inputs, cols, outs, strict=True)]
 
 
-def _load_camera(path: Path) -> Intrinsics:
-    from depthcloud.io.calibfiles import load_calibration
-
-    cal = load_calibration(check_input(path))
-    return cal.left if isinstance(cal, StereoRig) else cal
-
-
 def _load_rectified_rig(path: Path) -> StereoRig:
-    from depthcloud.io.calibfiles import load_calibration
-
-    cal = load_calibration(check_input(path))
+    # A rig file from `calibrate stereo` holds the raw rig and its rectification: disparity maps are
+    # computed on the rectified images, so the rectified rig (from P1, P2) is the one that applies.
+    cal = load_camera_file(path, rectified=True)
     if not isinstance(cal, StereoRig):
         raise InputError("is a single-camera calibration; disparity needs a stereo rig (Middlebury calib.txt or a rig file)", path=path)
     if not cal.rectified:
         raise InputError(
-            "describes an unrectified rig; disparity needs the rectified rig (run `depthcloud calibrate stereo`, which saves it)",
-            path=path,
+            "describes an unrectified rig without its rectification; disparity needs the rectified rig "
+            "(run `depthcloud calibrate stereo`, whose rig file holds it)", path=path,
         )
     return cal
 
@@ -102,14 +105,12 @@ def _finish(cloud: PointCloud, out: Path, *, frame: str, ascii_: bool) -> PointC
     return cloud
 
 
-def _check_frame(frame: str) -> None:
-    if frame not in FRAMES:
-        raise InputError(f"--frame: expected one of {', '.join(FRAMES)}, got {frame!r}")
-
-
 def read_disparity(path: Path, *, scale: float | None) -> np.ndarray:
     """A disparity image in pixels: PFM (inf = unknown), NPY, or an 8/16-bit PNG divided by ``scale``."""
     ext = path.suffix.lower()
+    if scale is not None and ext not in (".png", ".tif", ".tiff"):
+        raise InputError(f"--disparity-scale applies to PNG disparity only; {ext} disparity is already in pixels",
+                         path=path)
     if ext == ".pfm":
         from depthcloud.io.pfm import read_pfm
 
@@ -142,10 +143,10 @@ def register(app: typer.Typer) -> None:
 
         typer.echo(__version__)
 
-    @app.command()
+    @app.command(cls=CameraCommand)
     def depth(
         inputs: Annotated[list[Path], typer.Argument(help="Depth images: 16-bit PNG, PFM, NPY or EXR.", show_default=False)],
-        intrinsics: Annotated[Path, typer.Option("--intrinsics", "-i", help="Camera file (any format `info` reads).")],
+        camera: CameraOpt,
         output: OutOpt,
         depth_scale: Annotated[float | None, typer.Option("--depth-scale", help="Metres per stored unit (16-bit PNG default 0.001; TUM 0.0002).")] = None,
         color: Annotated[list[Path] | None, typer.Option("--color", "-c", help="Colour image aligned to the depth, once per input.")] = None,
@@ -154,13 +155,14 @@ def register(app: typer.Typer) -> None:
         frame: FrameOpt = "optical",
         ascii_: AsciiOpt = False,
         overwrite: OverwriteOpt = False,
+        allow_empty: AllowEmptyOpt = False,
     ) -> None:
         """Depth images + intrinsics → coloured point clouds."""
         from depthcloud.geometry import Unprojector
         from depthcloud.io.depthimage import read_depth
 
-        _check_frame(frame)
-        intr = _load_camera(intrinsics)
+        check_frame(frame)
+        intr = single_camera(camera)
         jobs = _jobs(inputs, color, output, overwrite=overwrite)
         unproject: Unprojector | None = None
         for job in progress(jobs, total=len(jobs), label="depth → cloud"):
@@ -172,13 +174,15 @@ def register(app: typer.Typer) -> None:
                 )
             unproject = unproject or Unprojector(intr)
             cloud = unproject(d, color=_read_color(job.color, d.shape), min_depth_m=min_depth, max_depth_m=max_depth)
+            check_cloud(cloud, d, what=job.data.name, min_depth_m=min_depth, max_depth_m=max_depth,
+                        allow_empty=allow_empty)
             _finish(cloud, job.out, frame=frame, ascii_=ascii_)
             console.print(f"{job.out}: {len(cloud)} points")
 
-    @app.command()
+    @app.command(cls=CameraCommand)
     def disparity(
         inputs: Annotated[list[Path], typer.Argument(help="Disparity maps of the left image: PFM, NPY or PNG.", show_default=False)],
-        calib: Annotated[Path, typer.Option("--calib", help="Middlebury calib.txt or a rectified rig file.")],
+        camera: CameraOpt,
         output: OutOpt,
         color: Annotated[list[Path] | None, typer.Option("--color", "-c", help="Left colour image, once per input.")] = None,
         disparity_scale: Annotated[float | None, typer.Option("--disparity-scale", help="PNG only: stored value / scale = pixels.")] = None,
@@ -187,12 +191,13 @@ def register(app: typer.Typer) -> None:
         frame: FrameOpt = "optical",
         ascii_: AsciiOpt = False,
         overwrite: OverwriteOpt = False,
+        allow_empty: AllowEmptyOpt = False,
     ) -> None:
         """Rectified disparity + stereo calibration → metric coloured point clouds (Z = f·B/(d + doffs))."""
         from depthcloud.geometry import Unprojector, disparity_to_depth
 
-        _check_frame(frame)
-        rig = _load_rectified_rig(calib)
+        check_frame(frame)
+        rig = _load_rectified_rig(camera)
         jobs = _jobs(inputs, color, output, overwrite=overwrite)
         unproject = Unprojector(rig.left.undistorted())
         for job in progress(jobs, total=len(jobs), label="disparity → cloud"):
@@ -204,13 +209,15 @@ def register(app: typer.Typer) -> None:
                 )
             z = disparity_to_depth(d, rig.focal_px, rig.baseline_m, doffs_px=rig.doffs_px)
             cloud = unproject(z, color=_read_color(job.color, d.shape), min_depth_m=min_depth, max_depth_m=max_depth)
+            check_cloud(cloud, z, what=job.data.name, min_depth_m=min_depth, max_depth_m=max_depth,
+                        allow_empty=allow_empty, scale_hint=None)
             _finish(cloud, job.out, frame=frame, ascii_=ascii_)
             console.print(f"{job.out}: {len(cloud)} points (baseline {rig.baseline_m:.6g} m, f {rig.focal_px:.6g} px)")
 
     @app.command()
     def convert(
         src: Annotated[Path, typer.Argument(help="Input cloud.", show_default=False)],
-        dst: Annotated[Path, typer.Argument(help="Output cloud; the format follows the extension.", show_default=False)],
+        dst: Annotated[Path, typer.Argument(help="Output cloud FILE; the format follows the extension.", show_default=False)],
         frame: Annotated[str | None, typer.Option("--frame", help=f"Convert the points to this frame: {', '.join(FRAMES)}.")] = None,
         ascii_: AsciiOpt = False,
         overwrite: OverwriteOpt = False,
@@ -220,7 +227,7 @@ def register(app: typer.Typer) -> None:
 
         check_input(src)
         if frame is not None:
-            _check_frame(frame)
+            check_frame(frame)
         if src.resolve() == dst.resolve():
             raise InputError("input and output are the same file", path=dst)
         out = check_output(dst, overwrite=overwrite)
@@ -243,7 +250,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def demo(
-        output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the demo's files.")] = Path("demo-out"),
+        output: Annotated[Path, typer.Option("-o", "--output", help="FOLDER for the demo's files (scene.ply, preview.png, depth.png, color.png, camera.yaml).")] = Path("demo-out"),
         width: Annotated[int, typer.Option(help="Image width in pixels.")] = 848,
         height: Annotated[int, typer.Option(help="Image height in pixels.")] = 480,
         overwrite: OverwriteOpt = False,

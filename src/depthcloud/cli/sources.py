@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from depthcloud.cli._common import check_output, console, err_console
+from depthcloud.cli._common import check_output, check_suffix, console, err_console
 from depthcloud.errors import ConfigError, InputError
 
 # Sources that generate or play files can run faster than real time; live devices cannot.
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def record(
         source: Annotated[str, typer.Option("--source", "-s", help="Source spec, e.g. synthetic:640x480@30, bag:FILE, realsense.")],
-        output: Annotated[Path, typer.Option("-o", "--output", help="Recording to write (.dcrec).")],
+        output: Annotated[Path, typer.Option("-o", "--output", help="Recording FILE to write (.dcrec).", show_default=False)],
         frames: Annotated[int | None, typer.Option("--frames", "-n", help="Stop after this many frames (bag/replay: default all).")] = None,
         seconds: Annotated[float | None, typer.Option("--seconds", "-t", help="Stop after this many seconds.")] = None,
         fast: Annotated[bool, typer.Option("--fast", help="Synthetic, replay and bag: every frame as fast as possible, not in real time.")] = False,
@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         from depthcloud.sources import open_source
         from depthcloud.sources.replay import record_source
 
+        check_suffix(output, (".dcrec",), "depthcloud recording")
         scheme = source.partition(":")[0]
         if frames is None and seconds is None and scheme not in _FINITE:
             raise InputError(f"record: a {scheme!r} source does not end by itself; give --frames N or --seconds S")

@@ -73,7 +73,7 @@ def write_atomic(path: PathArg, data: Buffer | Sequence[Buffer], *, overwrite: b
     if p.is_dir():
         raise InputError("is a folder, expected a file path", path=p)
     if p.exists() and not overwrite:
-        raise OutputExistsError("exists; pass overwrite=True (--overwrite) to replace it", path=p)
+        raise OutputExistsError("exists; pass --overwrite to replace it", path=p)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = _create_temporary(p)

@@ -22,6 +22,7 @@ import numpy as np
 from depthcloud import _validate as v
 from depthcloud.errors import FormatError, InputError
 from depthcloud.io._files import PathArg, read_input, write_atomic
+from depthcloud.io.limits import check_image_bytes, check_npy_header
 from depthcloud.io.pfm import decode_pfm
 
 __all__ = ["DEPTH_KINDS", "TUM_DEPTH_SCALE", "read_color", "read_depth", "read_disparity_png", "write_depth_png",
@@ -32,7 +33,8 @@ DEPTH_KINDS = ("auto", "png", "tum", "pfm", "npy", "exr")
 _KIND_BY_SUFFIX = {".png": "png", ".pgm": "png", ".pfm": "pfm", ".npy": "npy", ".exr": "exr"}
 
 
-def _decode_image(data: bytes, name: str, flags: int) -> np.ndarray:
+def _decode_image(data: bytes, name: str, flags: int, max_pixels: int | None = None) -> np.ndarray:
+    check_image_bytes(data, path=name, limit=max_pixels)  # before OpenCV allocates what the header says
     try:
         img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except cv2.error as exc:
@@ -48,12 +50,16 @@ def _float_metres(depth: np.ndarray) -> np.ndarray:
     return out
 
 
-def read_depth(path: PathArg, *, depth_scale: float | None = None, kind: str = "auto") -> np.ndarray:
+def read_depth(path: PathArg, *, depth_scale: float | None = None, kind: str = "auto",
+               max_pixels: int | None = None) -> np.ndarray:
     """Read a depth image as (H, W) float32 metres, 0 = invalid.
 
     kind: ``auto`` (by suffix: .png/.pgm → ``png``, .pfm, .npy, .exr), ``png`` (16-bit, metres =
     value × ``depth_scale``, default 0.001), ``tum`` (16-bit, value / 5000; ``depth_scale`` must not
-    be given), ``pfm``/``npy``/``exr`` (float metres; non-finite and negative → 0).
+    be given), ``npy`` (integer arrays are sensor units like a PNG: metres = value × ``depth_scale``,
+    default 0.001; float arrays are metres, × ``depth_scale`` when given), ``pfm``/``exr`` (float
+    metres). Non-finite and negative values → 0. max_pixels: the size limit checked before decoding
+    (see :mod:`depthcloud.io.limits`; default ``$DEPTHCLOUD_MAX_PIXELS`` or 2**26).
     """
     if kind not in DEPTH_KINDS:
         raise InputError(f"kind: expected one of {', '.join(DEPTH_KINDS)}, got {kind!r}")
@@ -61,8 +67,8 @@ def read_depth(path: PathArg, *, depth_scale: float | None = None, kind: str = "
     if kind == "auto":
         suffix = Path(path).suffix.lower()
         if suffix not in _KIND_BY_SUFFIX:
-            raise InputError(f"cannot tell the depth kind from the suffix {suffix!r}; pass kind= one of "
-                             f"{', '.join(DEPTH_KINDS[1:])}", path=name)
+            raise InputError(f"unknown depth image suffix {suffix or '(none)'!r}; expected one of "
+                             f"{' '.join(_KIND_BY_SUFFIX)}", path=name)
         kind = _KIND_BY_SUFFIX[suffix]
     if kind == "tum":
         if depth_scale is not None:
@@ -70,8 +76,8 @@ def read_depth(path: PathArg, *, depth_scale: float | None = None, kind: str = "
         scale = TUM_DEPTH_SCALE
     else:
         scale = 0.001 if depth_scale is None else v.number("depth_scale", depth_scale, positive=True)
-        if kind not in ("png",) and depth_scale is not None:
-            raise InputError(f"depth_scale: {kind} depth is already in metres; depth_scale applies to PNG only")
+        if kind not in ("png", "npy") and depth_scale is not None:
+            raise InputError(f"depth_scale: {kind} depth is already in metres; depth_scale applies to PNG and NPY only")
     data = read_input(path)
     if kind == "pfm":
         img = decode_pfm(data, path=name)
@@ -79,6 +85,7 @@ def read_depth(path: PathArg, *, depth_scale: float | None = None, kind: str = "
             raise FormatError(f"expected a one-channel (Pf) depth map, got {img.shape[2]} channels", path=name)
         return _float_metres(img)
     if kind == "npy":
+        check_npy_header(io.BytesIO(data), path=name, limit=max_pixels)
         try:
             img = np.load(io.BytesIO(data), allow_pickle=False)
         except Exception as exc:  # numpy's header parser raises several types
@@ -86,17 +93,20 @@ def read_depth(path: PathArg, *, depth_scale: float | None = None, kind: str = "
         if not isinstance(img, np.ndarray) or img.ndim != 2 or img.dtype.kind not in "fiu":
             raise FormatError(f"expected a numeric (H, W) array, got {getattr(img, 'shape', type(img).__name__)}",
                               path=name)
-        return _float_metres(img)
+        if img.dtype.kind in "iu":
+            # Integer depth is in sensor units, like a 16-bit PNG: millimetres unless depth_scale says.
+            return _float_metres(img.astype(np.float64) * scale)
+        return _float_metres(img if depth_scale is None else img.astype(np.float64) * scale)
     if kind == "exr":
         try:
-            img = _decode_image(data, name, cv2.IMREAD_UNCHANGED)
+            img = _decode_image(data, name, cv2.IMREAD_UNCHANGED, max_pixels)
         except FormatError as exc:
             raise FormatError(f"{exc.message}; OpenCV reads EXR only when built with OpenEXR and run with "
                               "OPENCV_IO_ENABLE_OPENEXR=1 (or store depth as PFM or NPY)", path=name) from exc
         if img.ndim == 3:
             img = img[:, :, 0]  # depth EXRs repeat Z in every channel; take the first
         return _float_metres(img)
-    img = _decode_image(data, name, cv2.IMREAD_UNCHANGED)
+    img = _decode_image(data, name, cv2.IMREAD_UNCHANGED, max_pixels)
     if img.ndim != 2 or img.dtype != np.uint16:
         got = f"{img.dtype} with {1 if img.ndim == 2 else img.shape[2]} channel(s)"
         raise FormatError(f"expected a 16-bit one-channel depth PNG, got {got}", path=name)
@@ -146,11 +156,11 @@ def read_disparity_png(path: PathArg, *, scale: float) -> np.ndarray:
     return (img.astype(np.float64) / s).astype(np.float32)
 
 
-def read_color(path: PathArg) -> np.ndarray:
+def read_color(path: PathArg, *, max_pixels: int | None = None) -> np.ndarray:
     """Read a colour image as (H, W, 3) uint8 RGB (grey is repeated to 3 channels, alpha dropped,
-    16-bit reduced to 8)."""
+    16-bit reduced to 8). max_pixels: as for :func:`read_depth`."""
     name = Path(path).name
-    img = _decode_image(read_input(path), name, cv2.IMREAD_COLOR)
+    img = _decode_image(read_input(path), name, cv2.IMREAD_COLOR, max_pixels)
     return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
 
 

@@ -9,6 +9,7 @@ This module must not import a source, the server or the CLI.
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,18 @@ import numpy as np
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import DepthcloudError, FormatError, InputError
 from depthcloud.io._files import PathArg, read_input, write_atomic
+from depthcloud.io.limits import check_npy_header
 
 __all__ = ["decode_npz", "encode_npz", "read_npz", "write_npz"]
 
 
-def decode_npz(data: bytes, *, path: PathArg | None = None) -> PointCloud:
-    """A cloud from the bytes of an ``.npz`` written by :func:`encode_npz` (or by hand with the same keys)."""
+def decode_npz(data: bytes, *, path: PathArg | None = None, max_pixels: int | None = None) -> PointCloud:
+    """A cloud from the bytes of an ``.npz`` written by :func:`encode_npz` (or by hand with the same keys).
+
+    Every array's header is checked against the size limit before any array is read (a few compressed
+    bytes may declare gigabytes): see :mod:`depthcloud.io.limits` for ``max_pixels``.
+    """
+    _check_members(data, None if path is None else str(path), max_pixels)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -45,6 +52,20 @@ def decode_npz(data: bytes, *, path: PathArg | None = None) -> PointCloud:
         return PointCloud(arrays["points"], arrays.get("colors"), arrays.get("normals"), frame=frame, stamp=stamp)
     except DepthcloudError as exc:
         raise FormatError(exc.message, path=path) from exc
+
+
+def _check_members(data: bytes, path: str | None, max_pixels: int | None) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as member:
+                    check_npy_header(member, path=path, key=info.filename[:-4], limit=max_pixels)
+    except FormatError:
+        raise
+    except Exception as exc:  # zipfile and zlib raise many types for a damaged archive
+        raise FormatError(f"not a readable .npz file ({exc})", path=path) from exc
 
 
 def read_npz(path: PathArg) -> PointCloud:

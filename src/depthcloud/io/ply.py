@@ -38,7 +38,7 @@ from depthcloud.io._files import (
     write_atomic,
 )
 
-__all__ = ["PlyElement", "PlyHeader", "PlyProperty", "decode_ply", "encode_ply", "parse_ply_header", "read_ply", "write_ply"]
+__all__ = ["MAX_PROPERTIES", "PlyElement", "PlyHeader", "PlyProperty", "decode_ply", "encode_ply", "parse_ply_header", "read_ply", "write_ply"]
 
 # PLY type names (both spellings) → numpy type codes without byte order.
 _TYPES = {
@@ -48,6 +48,8 @@ _TYPES = {
     "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
 }
 _FORMATS = {"ascii": None, "binary_little_endian": "<", "binary_big_endian": ">"}
+#: most properties one element may declare; real files have a handful, a hostile header 100 000
+MAX_PROPERTIES = 1024
 _COLOR_NAMES = (("red", "green", "blue"), ("diffuse_red", "diffuse_green", "diffuse_blue"), ("r", "g", "b"))
 _NORMAL_NAMES = (("nx", "ny", "nz"), ("normal_x", "normal_y", "normal_z"))
 _FRAME_RE = re.compile(r"^frame (\S+)$")
@@ -118,6 +120,7 @@ def parse_ply_header(data: bytes, *, path: PathArg | None = None) -> PlyHeader:
     obj_info: list[str] = []
     elements: list[PlyElement] = []
     current: tuple[str, int, list[PlyProperty], int] | None = None
+    current_names: set[str] = set()  # property names of the current element: duplicates in O(1)
     names_seen: set[str] = set()
 
     def close() -> None:
@@ -152,6 +155,7 @@ def parse_ply_header(data: bytes, *, path: PathArg | None = None) -> PlyHeader:
                 raise _fail(f"element {words[1]!r} appears twice", path, number)
             names_seen.add(words[1])
             current = (words[1], int(words[2]), [], number)
+            current_names = set()
         elif key == "property":
             if current is None:
                 raise _fail("'property' before any 'element'", path, number)
@@ -171,8 +175,12 @@ def parse_ply_header(data: bytes, *, path: PathArg | None = None) -> PlyHeader:
                 if words[1] not in _TYPES:
                     raise _fail(f"unknown property type {words[1]!r}", path, number)
                 prop = PlyProperty(words[2], _TYPES[words[1]])
-            if any(p.name == prop.name for p in current[2]):
+            if prop.name in current_names:
                 raise _fail(f"property {prop.name!r} appears twice in element {current[0]!r}", path, number)
+            if len(current[2]) >= MAX_PROPERTIES:
+                raise _fail(f"element {current[0]!r} has more than {MAX_PROPERTIES} properties; no point-cloud "
+                            "writer makes that many (a corrupt or hostile header)", path, number)
+            current_names.add(prop.name)
             current[2].append(prop)
         else:
             raise _fail(f"unknown header keyword {key!r}", path, number)

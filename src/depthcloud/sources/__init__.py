@@ -16,6 +16,7 @@ Other packages add schemes with :func:`register_source`.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -101,4 +102,38 @@ def open_source(spec: str, **options: Any) -> FrameSource:
             raise
         factory = getattr(module, func)
         _REGISTRY[scheme] = (factory, _syntax)
+    valid = _option_names(factory)
+    unknown = sorted(set(options) - valid) if valid is not None else []
+    if unknown:
+        raise ConfigError(
+            f"source spec {spec!r}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"the {scheme!r} source takes {', '.join(sorted(valid or ())) or 'no options'}"
+        )
     return factory(arg, **options)
+
+
+def _option_names(factory: SourceFactory) -> set[str] | None:
+    """The keyword options a factory accepts: its own keyword parameters and, when it passes
+    ``**options`` on to the class it returns (its return annotation), that class's. None when
+    they cannot be known (an untyped ``**options`` factory from a plugin)."""
+    try:
+        sig = inspect.signature(factory, eval_str=True)
+    except (TypeError, ValueError, NameError):
+        return None
+    params = list(sig.parameters.values())[1:]  # the first is the spec's ARG
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        return names
+    target = sig.return_annotation
+    if target is sig.empty or not inspect.isclass(target):
+        return None
+    try:
+        init = inspect.signature(target)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in init.parameters.values()):
+        return None
+    fields = list(init.parameters.values())
+    if fields and fields[0].kind is fields[0].POSITIONAL_OR_KEYWORD and fields[0].default is fields[0].empty:
+        fields = fields[1:]  # what the factory makes of ARG (the path, the target)
+    return names | {p.name for p in fields if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

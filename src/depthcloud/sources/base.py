@@ -153,6 +153,7 @@ class FrameSource(ABC):
         self._times: collections.deque[float] = collections.deque(maxlen=64)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._taken_wake: asyncio.Event | None = None
         self._started = False
 
     def __repr__(self) -> str:
@@ -165,6 +166,7 @@ class FrameSource(ABC):
             return
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._taken_wake = asyncio.Event()
         self._ended = False
         self._set_state("starting")
         try:
@@ -232,6 +234,8 @@ class FrameSource(ABC):
                 if self._published > self._taken and self._latest is not None:
                     self._taken = self._published
                     self._taken_cond.notify_all()
+                    if self._taken_wake is not None:
+                        self._taken_wake.set()
                     return self._latest
                 state, error, ended = self._state, self._error, self._ended
             if state == "failed":
@@ -274,6 +278,17 @@ class FrameSource(ABC):
             self._published += 1
             self._times.append(time.monotonic())
         self._notify()
+
+    async def _await_taken(self) -> None:
+        """Wait (on the event loop) until the consumer has taken the newest frame: a lossless async
+        source (a file played as fast as it is read) calls this before publishing the next one."""
+        wake = self._taken_wake
+        while wake is not None:
+            wake.clear()
+            with self._lock:
+                if self._published <= self._taken or self._state in ("stopped", "failed"):
+                    return
+            await wake.wait()
 
     def _count_missed(self, n: int) -> None:
         if n > 0:

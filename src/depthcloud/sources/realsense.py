@@ -61,8 +61,8 @@ VISUAL_PRESETS = ("custom", "default", "hand", "high_accuracy", "high_density", 
 def _rs() -> Any:
     try:
         import pyrealsense2 as rs
-    except ImportError as exc:
-        raise MissingDependencyError.for_extra("pyrealsense2", "realsense") from exc
+    except (ImportError, OSError) as exc:  # OSError: a system library (libusb) it loads is missing
+        raise MissingDependencyError.for_import_failure("pyrealsense2", "realsense", exc) from exc
     return rs
 
 
@@ -283,6 +283,8 @@ class BagSource(ThreadedSource):
         rs = _rs()
         if not self.path.is_file():
             raise SourceError("no such .bag file", path=self.path)
+        if self._pass == 0:  # a loop reopens the same file: checked once is enough
+            _check_bag(self.path)
         try:
             device = rs.context().load_device(str(self.path))
             playback = device.as_playback()
@@ -571,7 +573,16 @@ def open_bag(arg: str, **options: Any) -> BagSource:
     # A wrong path is the user's to fix now, not something a reconnect policy should wait out.
     if not Path(arg).is_file():
         raise SourceError("no such .bag file", path=arg)
+    _check_bag(arg)
     return BagSource(arg, **options)
+
+
+def _check_bag(path: str | Path) -> None:
+    """Refuse a bag whose record lengths or chunk sizes are corrupt before librealsense reads it (it
+    would allocate what they say); a FormatError is final, never a reason to retry."""
+    from depthcloud.io.rosbag import scan_bag
+
+    scan_bag(path)
 
 
 def open_realsense(arg: str = "", **options: Any) -> RealSenseSource:

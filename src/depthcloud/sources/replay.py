@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import struct
 import time
@@ -88,15 +89,45 @@ def _compressor(kind: str) -> Callable[[bytes], bytes]:
 
 
 def _decompressor(kind: str, path: Path) -> Callable[[bytes], bytes]:
+    """Bounded: a record that would decompress past the size limit (depthcloud.io.limits) raises
+    ValueError (a corrupt record) instead of allocating what a hostile header declares."""
+    from depthcloud.io.limits import max_array_bytes
+
+    limit = max_array_bytes()
     if kind == "zstd":
         zstd = _zstd()
         if zstd is None:
             raise SourceError("this recording is zstd-compressed: pip install 'depthcloud[serve]'", path=path)
         d = zstd.ZstdDecompressor()
-        return lambda b: d.decompress(b)  # type: ignore[no-any-return]
+
+        def unzstd(b: bytes) -> bytes:
+            declared = zstd.frame_content_size(b)
+            if declared > limit:
+                raise ValueError(f"the record declares {declared} bytes once decompressed, over the limit of {limit}")
+            return d.decompress(b, max_output_size=limit)  # type: ignore[no-any-return]
+
+        return unzstd
     if kind == "zlib":
-        return zlib.decompress
+
+        def unzlib(b: bytes) -> bytes:
+            z = zlib.decompressobj()
+            out = z.decompress(b, limit)
+            if z.unconsumed_tail:
+                raise ValueError(f"the record decompresses to more than the limit of {limit} bytes")
+            if not z.eof:
+                raise ValueError("the record's compressed data is cut")
+            return out
+
+        return unzlib
     raise FormatError(f"unknown compression {kind!r}", path=path, key="compression")
+
+
+def _remaining(fh: Any) -> int:
+    """Bytes left in ``fh`` from its position."""
+    here = fh.tell()
+    end = fh.seek(0, os.SEEK_END)
+    fh.seek(here)
+    return int(end - here)
 
 
 def _shuffle(a: np.ndarray) -> bytes:
@@ -250,6 +281,9 @@ class RecordingReader:
         if len(raw) < _FILE_HEAD.size or raw[:8] != MAGIC:
             raise FormatError("not a depthcloud recording (bad magic bytes)", path=self.path)
         _, version, n = _FILE_HEAD.unpack(raw)
+        if n > _remaining(self._fh):
+            raise FormatError(f"the recording header declares {n} bytes but the file has {_remaining(self._fh)} left",
+                              path=self.path)
         if version > FORMAT_VERSION:
             raise FormatError(
                 f"recording format version {version} is newer than this depthcloud reads ({FORMAT_VERSION})",
@@ -291,6 +325,9 @@ class RecordingReader:
         tag, n, crc = _REC_HEAD.unpack(head)
         if tag != _REC_TAG or n > _MAX_PAYLOAD:
             self._stop(f"corrupt record header {where}")
+            return None
+        if n > _remaining(self._fh):  # read(n) would first allocate all n bytes
+            self._stop(f"truncated: the record {where} has {_remaining(self._fh)} of {n} bytes")
             return None
         payload = self._fh.read(n)
         if len(payload) < n:
@@ -388,6 +425,9 @@ class ReplaySource(ThreadedSource):
         self._first: Frame | None = None
         self._last: Frame | None = None
         self.header: dict[str, Any] = {}
+        # Set when the file turned out cut short or corrupt: how many whole frames played and where
+        # it stopped. Logged once as a warning; a recording that replays short must not do so silently.
+        self.problem: str | None = None
 
     def _open(self) -> None:
         self._reader = RecordingReader(self.path)
@@ -399,6 +439,10 @@ class ReplaySource(ThreadedSource):
         if frame is None:
             if self._reader.problem:
                 self._set_state("running", self._reader.problem)
+                if self.problem is None:
+                    self.problem = (f"{self.path}: the recording is cut short: {self._reader.frames_read} whole "
+                                    f"frame(s) played, then {self._reader.problem}")
+                    logging.getLogger(__name__).warning("%s", self.problem)
             if not self.loop or self._first is None or self._last is None:
                 return None
             if self._offset == (0, 0.0):

@@ -569,9 +569,10 @@ class SyntheticSource(ThreadedSource):
 _SIZE_RE = re.compile(r"^(?:(\d+)x(\d+))?(?:@(\d+(?:\.\d+)?))?$")
 
 
-def open_synthetic(arg: str = "", **options: Any) -> SyntheticSource:
-    """The ``synthetic[:WxH[@FPS]]`` source spec (default 640x480@30); ``options`` go to
-    :class:`SyntheticSource` (realtime, frames, scene, frame_id, reconnect)."""
+def open_synthetic(arg: str = "", *, intrinsics: Intrinsics | None = None, **options: Any) -> SyntheticSource:
+    """The ``synthetic[:WxH[@FPS]]`` source spec (default 640x480@30); ``intrinsics`` replaces the
+    default camera; ``options`` go to :class:`SyntheticSource` (realtime, frames, scene, frame_id,
+    reconnect)."""
     m = _SIZE_RE.match(arg.strip())
     if m is None:
         raise ConfigError(f"synthetic: expected 'synthetic[:WxH[@FPS]]' (e.g. synthetic:640x480@30), got {arg!r}")
@@ -582,5 +583,5 @@ def open_synthetic(arg: str = "", **options: Any) -> SyntheticSource:
     rate = float(fps) if fps else float(options.pop("fps", 30.0))
     if not 0 < rate <= 1000:
         raise ConfigError(f"synthetic: fps must be in (0, 1000], got {rate:g}")
-    intr = options.pop("intrinsics", None) or default_intrinsics(width, height)
+    intr = intrinsics or default_intrinsics(width, height)
     return SyntheticSource(intr, fps=rate, **options)
