@@ -80,3 +80,18 @@ def test_spec_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rel = gray_model(tmp_path / "rel.onnx", kind="relative")
     with pytest.raises(SourceError, match="relative model"):
         asyncio.run(_take(f"mono:{img},model={rel},fov=60", 1))
+
+
+def test_record_a_video_through_the_mono_source(tmp_path: Path) -> None:
+    from depthcloud.cli import main
+    from depthcloud.sources.replay import read_recording
+
+    model = plane_model(tmp_path / "plane.onnx", 3.0)
+    video = write_video(tmp_path / "clip.avi", 3, 32, 24)
+    spec = f"mono:{video},model={model},fx=30"
+    assert open_source(spec).name == f"mono:{video}"
+    rec = tmp_path / "clip.dcrec"
+    assert main(["record", "--source", spec, "--fast", "-o", str(rec)]) == 0
+    frames = read_recording(rec)
+    assert len(frames) == 3 and all((f.depth == np.float32(3.0)).all() for f in frames)
+    assert frames[0].intrinsics.fx == 30.0 and frames[0].intrinsics.cx == 15.5

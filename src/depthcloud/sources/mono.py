@@ -50,7 +50,7 @@ class MonoSource(ThreadedSource):
     images). model: a metric :class:`DepthModel` or the path of one (loaded in ``start``).
     camera: what is known about the camera (None = EXIF only). fps: pace of images and video files
     (None = the video's rate, or 5 for images); realtime False = as fast as the consumer takes them.
-    loop: start over at the end (files only).
+    loop: start over at the end (files only). name: the source's name (default ``mono:`` + the first input).
     """
 
     def __init__(
@@ -66,6 +66,7 @@ class MonoSource(ThreadedSource):
         realtime: bool = True,
         loop: bool = False,
         frame_id: str = "mono",
+        name: str | None = None,
         reconnect: ReconnectPolicy | None = None,
     ) -> None:
         if not inputs:
@@ -74,7 +75,7 @@ class MonoSource(ThreadedSource):
         if streams and len(inputs) > 1:
             raise InputError("inputs: a video or a camera must be the only input")
         first = inputs[0]
-        super().__init__(f"mono:{first.path if first.path is not None else first.index}",
+        super().__init__(name or f"mono:{first.path if first.path is not None else first.index}",
                          reconnect=reconnect or ReconnectPolicy(max_retries=0))
         self.inputs = list(inputs)
         self.model_spec = model
@@ -253,6 +254,7 @@ def open_mono(arg: str, **options: Any) -> MonoSource:
             path = cam.pop("file", None)
             kw["camera"] = CameraOptions.from_file(path, **cam) if path else CameraOptions(**cam)
         inputs = expand_inputs([target], allow_camera=True)
+        kw.setdefault("name", f"mono:{target}")
         return MonoSource(inputs, **kw)
     except (InputError, TypeError) as exc:
         raise ConfigError(f"mono: {exc}") from exc
