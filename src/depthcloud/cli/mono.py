@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import numpy as np
 import typer
 from typer.core import TyperGroup
@@ -36,7 +35,7 @@ class _RunByDefault(TyperGroup):
 
     default_command = "run"
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
@@ -371,9 +370,9 @@ def _expand_pairs(items: list[str]) -> list[tuple[Path, Path]]:
             pairs.extend(_pairs_in_match(Path(item)))
         else:
             raise InputError("no such pair folder or match file (or give COLOR,DEPTH)", path=item)
-    for color, depth in pairs:
-        check_input(color)
-        check_input(depth)
+    for color_path, depth_path in pairs:
+        check_input(color_path)
+        check_input(depth_path)
     return pairs
 
 

@@ -102,13 +102,14 @@ def read_exif_focal(path: str | Path) -> tuple[tuple[int, int], ExifFocal]:
         raise FormatError(f"cannot read the image ({' '.join(str(exc).split())[:120]})", path=p) from exc
     sub = exif.get_ifd(_EXIF_IFD) if exif else {}
     orientation = int(exif.get(_ORIENTATION, 1) or 1) if exif else 1
-    unit = _UNIT_MM.get(int(sub.get(_FOCAL_PLANE_UNIT, 2) or 0))
+    unit_code = _positive(sub.get(_FOCAL_PLANE_UNIT, 2))
+    unit = None if unit_code is None else _UNIT_MM.get(int(unit_code))
     px, py = _positive(sub.get(_FOCAL_PLANE_X)), _positive(sub.get(_FOCAL_PLANE_Y))
     plane = None
     if unit is not None and px is not None:
         plane = (px / unit, (py or px) / unit)
-    dims = (sub.get(_PIXEL_X), sub.get(_PIXEL_Y))
-    pixel_size = (int(dims[0]), int(dims[1])) if all(_positive(d) for d in dims) else None
+    dx, dy = _positive(sub.get(_PIXEL_X)), _positive(sub.get(_PIXEL_Y))
+    pixel_size = (int(dx), int(dy)) if dx is not None and dy is not None else None
     focal = ExifFocal(
         focal_mm=_positive(sub.get(_FOCAL_LENGTH)), focal_35mm=_positive(sub.get(_FOCAL_35MM)),
         plane_px_per_mm=plane, pixel_size=pixel_size, orientation=orientation if 1 <= orientation <= 8 else 1,

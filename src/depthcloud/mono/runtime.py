@@ -93,9 +93,9 @@ def preprocess(rgb: np.ndarray, *, input_size: int = DEFAULT_INPUT_SIZE) -> np.n
     """
     img = v.color_image("rgb", rgb)
     w, h = network_size(img.shape[1], img.shape[0], input_size=input_size)
-    x = cv2.resize(img.astype(np.float32) / np.float32(255.0), (w, h), interpolation=cv2.INTER_CUBIC)
-    x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+    resized = cv2.resize(img.astype(np.float32) / np.float32(255.0), (w, h), interpolation=cv2.INTER_CUBIC)
+    normed = (resized - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    return np.ascontiguousarray(normed.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 def resize_prediction(pred: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -159,8 +159,8 @@ class MonoSource(ThreadedSource):
 
     def _next_item(self) -> _Item | None:
         if self._pending is not None:
-            item, self._pending = self._pending, None
-            return item
+            first, self._pending = self._pending, None
+            return first
         assert self._items is not None
         item = next(self._items, None)
         if item is None and self.loop:
