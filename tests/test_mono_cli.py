@@ -217,3 +217,61 @@ def test_export_reports_a_missing_converter_or_runs_it(tmp_path: Path, capsys: p
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_camera_file_of_another_resolution_is_rescaled(tmp_path: Path) -> None:
+    from depthcloud.io.calibfiles import save_camera
+
+    model = plane_model(tmp_path / "plane.onnx", 1.75)
+    cam = Intrinsics(400.0, 390.0, 159.5, 119.5, 320, 240)
+    save_camera(tmp_path / "cam.yaml", cam)
+    img = _image(tmp_path / "big.png", 640, 480)
+    out = tmp_path / "big.ply"
+    assert main(["mono", str(img), "-o", str(out), "--model", str(model), "--camera", str(tmp_path / "cam.yaml")]) == 0
+    expect = Unprojector(cam.resized(640, 480))(np.full((480, 640), 1.75, np.float32))
+    assert np.array_equal(read_cloud(out).points, expect.points)
+    assert b"rescaled to 640x480" in out.read_bytes()[:800]
+
+
+def test_align_to_a_cloud_and_to_a_recording(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A metric model that says 2 m where the scene is at 2.5 m: a cloud or a recorded frame fixes the scale.
+    from depthcloud.frame import Frame
+    from depthcloud.io import write_cloud
+    from depthcloud.sources.replay import RecordingWriter
+
+    model = plane_model(tmp_path / "plane.onnx", 2.0)
+    img = _image(tmp_path / "im.png", 64, 48)
+    intr = Intrinsics(70.0, 70.0, 31.5, 23.5, 64, 48)
+    truth = np.full((48, 64), 2.5, np.float32)
+    write_cloud(tmp_path / "lidar.ply", Unprojector(intr)(truth))
+    common = ["--model", str(model), "--fx", "70", "--save-depth"]
+    assert main(["mono", str(img), "-o", str(tmp_path / "a.ply"), *common, "--align", str(tmp_path / "lidar.ply")]) == 0
+    np.testing.assert_allclose(read_pfm(tmp_path / "a.depth.pfm"), 2.5, rtol=1e-6)
+    # a sensor frame at half the resolution of the same camera, as a recording
+    with RecordingWriter(tmp_path / "take.dcrec") as rec:
+        rec.write(Frame(np.full((24, 32), 2.5, np.float32), intr.resized(32, 24)))
+    assert main(["mono", str(img), "-o", str(tmp_path / "b.ply"), *common, "--align", str(tmp_path / "take.dcrec")]) == 0
+    np.testing.assert_allclose(read_pfm(tmp_path / "b.depth.pfm"), 2.5, rtol=1e-6)
+    assert "aligned z = 1.25*d" in capsys.readouterr().out
+    before = _files(tmp_path)
+    assert main(["mono", str(img), "-o", str(tmp_path / "c.ply"), *common, "--align", str(tmp_path / "im.png"),
+                 "--align", str(tmp_path / "im.png")]) == 2
+    assert _files(tmp_path) == before
+
+
+def test_eval_of_a_relative_model(tmp_path: Path) -> None:
+    # The model's output is affine in the image's grey level; the ground truth is made to be exactly
+    # the inverse of 0.5·r + 0.1, so the aligned scores are perfect and there is no raw score.
+    from depthcloud.io import write_pfm
+    from depthcloud.mono.runtime import DepthModel
+
+    model = gray_model(tmp_path / "rel.onnx", gain=0.5, offset=1.0, kind="relative")
+    ramp = np.tile(np.linspace(20, 230, 50).astype(np.uint8)[None, :, None], (40, 1, 3))
+    Image.fromarray(ramp).save(tmp_path / "c.png")
+    r = DepthModel(model).predict(ramp)
+    write_pfm(tmp_path / "d.pfm", (1.0 / (0.5 * r + 0.1)).astype(np.float32))
+    report = tmp_path / "s.json"
+    assert main(["mono", "eval", "--model", str(model), f"{tmp_path / 'c.png'},{tmp_path / 'd.pfm'}", "-o", str(report)]) == 0
+    pair = json.loads(report.read_text())["pairs"][0]
+    assert pair["raw"] is None and pair["aligned"]["abs_rel"] < 1e-5
+    assert pair["fit"]["scale"] == pytest.approx(0.5, rel=1e-4) and pair["fit"]["shift"] == pytest.approx(0.1, rel=1e-3)

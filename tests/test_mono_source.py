@@ -95,3 +95,9 @@ def test_record_a_video_through_the_mono_source(tmp_path: Path) -> None:
     frames = read_recording(rec)
     assert len(frames) == 3 and all((f.depth == np.float32(3.0)).all() for f in frames)
     assert frames[0].intrinsics.fx == 30.0 and frames[0].intrinsics.cx == 15.5
+
+
+def test_a_missing_camera_fails_at_start(tmp_path: Path) -> None:
+    model = plane_model(tmp_path / "plane.onnx", 1.0)
+    with pytest.raises(SourceError, match="cannot open the camera"):
+        asyncio.run(_take(f"mono:97,model={model},fov=60", 1))
