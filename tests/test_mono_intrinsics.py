@@ -102,3 +102,18 @@ def test_camera_file_is_rescaled_to_the_same_aspect(tmp_path: Path) -> None:
     assert half.intrinsics == intr.resized(320, 240) and "rescaled to 320x240" in half.source
     with pytest.raises(InputError, match="another aspect ratio"):
         opts.resolve(641, 479 - 100)
+
+
+def test_docs_python_block_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The ```python blocks of docs/mono.md run as written, next to a photo with EXIF."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "mono.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    assert blocks
+    _jpeg(tmp_path / "photo.jpg", 640, 480, {0xA405: 26})
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, "docs/mono.md", "exec"), {})
+    assert "EXIF FocalLengthIn35mmFilm 26 mm" in capsys.readouterr().out
