@@ -275,3 +275,14 @@ def test_eval_of_a_relative_model(tmp_path: Path) -> None:
     pair = json.loads(report.read_text())["pairs"][0]
     assert pair["raw"] is None and pair["aligned"]["abs_rel"] < 1e-5
     assert pair["fit"]["scale"] == pytest.approx(0.5, rel=1e-4) and pair["fit"]["shift"] == pytest.approx(0.1, rel=1e-3)
+
+
+def test_a_poor_alignment_is_written_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A flat prediction against a scene whose depth doubles across the image: most samples disagree.
+    model = plane_model(tmp_path / "plane.onnx", 2.0)
+    img = _image(tmp_path / "im.png", 64, 48)
+    truth = np.tile(np.linspace(2.0, 4.0, 64, dtype=np.float32)[None, :], (48, 1))
+    write_depth_png(tmp_path / "d.png", truth)
+    assert main(["mono", str(img), "-o", str(tmp_path / "a.ply"), "--model", str(model), "--fx", "60",
+                 "--align", str(tmp_path / "d.png")]) == 0
+    assert "alignment samples agree with the fit; is the metric depth of this view?" in capsys.readouterr().err

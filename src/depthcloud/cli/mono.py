@@ -269,6 +269,9 @@ def _run(inputs: list[Path], output: Path, model_path: Path, *, camera: Path | N
                     what = out if unit.item.kind == "image" else f"{unit.item.path} → {out.parent}/{unit.item.name}_*.ply"
                     console.print(f"{what}: {len(cloud)} points; intrinsics: {cam.source}; model {model.name} "
                                   f"({model.kind}){fit}", soft_wrap=True)
+                    if result.fit is not None and result.fit.points_used < 0.5 * result.fit.points_total:
+                        err_console.print(f"warning: {out}: only {result.fit.points_used} of {result.fit.points_total} "
+                                          "alignment samples agree with the fit; is the metric depth of this view?")
                     if len(cloud) == 0:
                         err_console.print(f"warning: {out}: the cloud is empty (every depth outside "
                                           f"[{min_depth:g}, {max_depth:g}] m?)")
@@ -418,9 +421,11 @@ def eval_cmd(
         except InputError as exc:
             raise InputError(exc.message, path=depth) from exc
         rows.append({"color": str(color), "depth": str(depth), **score.to_dict()})
-    table = Table(title=f"{net.name} ({net.kind}) on {len(rows)} pair(s)")
-    for col in ("pair", "AbsRel", "RMSE m", "δ<1.25", "AbsRel (aligned)", "RMSE m (aligned)", "δ<1.25 (aligned)", "scale"):
-        table.add_column(col, justify="left" if col == "pair" else "right")
+    table = Table(title=f"{net.name} ({net.kind}) on {len(rows)} pair(s)",
+                  caption="* aligned to the ground truth; RMSE in metres; δ1 = share with δ<1.25")
+    table.add_column("pair", no_wrap=True)
+    for col in ("AbsRel", "RMSE", "δ1", "AbsRel*", "RMSE*", "δ1*", "scale"):
+        table.add_column(col, justify="right", no_wrap=True)
 
     def mean(key: str, field: str) -> float | None:
         vals = [r[key][field] for r in rows if r[key] is not None]
