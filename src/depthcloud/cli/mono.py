@@ -202,8 +202,11 @@ def _preview(path: Path, rgb: np.ndarray, depth: np.ndarray, cloud: PointCloud, 
     h, w = rgb.shape[:2]
     render = viz.render_cloud(cloud.to_frame("optical") if cloud.frame != "optical" else cloud, view="left",
                               width=w, height=h, point_size=1)
-    viz.save_png(path, viz.side_by_side([rgb, pic, render], labels=["image", "depth (m)", "cloud, seen from the left"]),
-                 overwrite=overwrite)
+    from depthcloud.io.depthimage import write_png
+
+    # write_png, not viz.save_png: the picture appears whole or not at all, like every other output
+    write_png(path, viz.side_by_side([rgb, pic, render], labels=["image", "depth (m)", "cloud, seen from the left"]),
+              overwrite=overwrite)
 
 
 def _run(inputs: list[Path], output: Path, model_path: Path, *, camera: Path | None, fx: float | None,
