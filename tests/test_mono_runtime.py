@@ -129,3 +129,14 @@ def test_cuda_without_provider_is_a_clean_error(tmp_path: Path) -> None:
         pytest.skip("this ONNX Runtime has CUDA")
     with pytest.raises(InputError, match=r"no CUDA execution provider.*--device cpu"):
         DepthModel(plane_model(tmp_path / "p.onnx", 1.0), device="cuda")
+
+
+def test_the_workflow_layer_imports_no_source_server_or_cli() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, depthcloud.mono; "
+            "print(sorted(m for m in sys.modules if m.startswith(('depthcloud.sources', 'depthcloud.serve', "
+            "'depthcloud.cli', 'depthcloud.amiga', 'torch'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
