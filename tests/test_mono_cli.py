@@ -286,3 +286,19 @@ def test_a_poor_alignment_is_written_with_a_warning(tmp_path: Path, capsys: pyte
     assert main(["mono", str(img), "-o", str(tmp_path / "a.ply"), "--model", str(model), "--fx", "60",
                  "--align", str(tmp_path / "d.png")]) == 0
     assert "alignment samples agree with the fit; is the metric depth of this view?" in capsys.readouterr().err
+
+
+def test_a_photo_stored_rotated_is_used_upright(tmp_path: Path) -> None:
+    # Phones store portrait photos as landscape pixels plus EXIF orientation 6; the decoder turns them
+    # upright, and the intrinsics must be those of the upright image.
+    img = Image.fromarray(np.zeros((48, 64, 3), np.uint8))
+    ex = Image.Exif()
+    ex[0x0112] = 6
+    ex[0x8769] = {0xA405: 26}
+    img.save(tmp_path / "portrait.jpg", exif=ex.tobytes())
+    out = tmp_path / "p.ply"
+    assert main(["mono", str(tmp_path / "portrait.jpg"), "-o", str(out), "--model",
+                 str(plane_model(tmp_path / "plane.onnx", 1.0))]) == 0
+    assert b"size 48x64" in out.read_bytes()[:800]
+    pts = read_cloud(out).points
+    assert np.ptp(pts[:, 1]) > np.ptp(pts[:, 0])  # taller than wide
