@@ -103,6 +103,8 @@ def test_video_gives_one_cloud_per_frame(tmp_path: Path) -> None:
     assert main(["mono", str(video), "-o", str(out), "--model", str(model), "--fov", "60"]) == 0
     assert _files(out) == {f"clip_{i:06d}.ply" for i in range(4)}
     assert len(read_cloud(out / "clip_000003.ply")) == 48 * 32
+    assert main(["mono", str(video), "-o", str(out), "--model", str(model), "--fov", "60"]) == 2  # no overwrite
+    assert main(["mono", str(video), "-o", str(out), "--model", str(model), "--fov", "60", "--overwrite"]) == 0
 
 
 def test_relative_model_aligned_to_sparse_depth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

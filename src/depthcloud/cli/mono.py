@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 
 from depthcloud.cli._common import check_input, check_output, console, err_console, progress
 from depthcloud.cloud import FRAMES, PointCloud
-from depthcloud.errors import DepthcloudError, FormatError, InputError
+from depthcloud.errors import DepthcloudError, FormatError, InputError, OutputExistsError
 
 CLOUD_EXTS = (".ply", ".pcd", ".xyz", ".csv", ".txt", ".npz")
 _DEPTH_EXTS = (".png", ".pfm", ".npy", ".exr", ".tif", ".tiff")
@@ -148,10 +148,11 @@ def _plan(inputs: list[Any], output: Path, camera_opts: Any, aligns: list[Any] |
             w, h, frames = _video_size(item.path)
             exif = None
             out = output / item.name
-            targets = [p for p in out.parent.glob(f"{item.name}_*")] if out.parent.is_dir() else []
-            if targets and not overwrite:
-                raise InputError(f"{len(targets)} file(s) named {item.name}_* exist; pass --overwrite to replace "
-                                 "them", path=output)
+            # frame outputs are named as they come; refuse up front if any of this video's names exist
+            earlier = list(output.glob(f"{item.name}_*")) if output.is_dir() else []
+            if earlier and not overwrite:
+                raise OutputExistsError(f"{len(earlier)} file(s) named {item.name}_* exist; pass --overwrite to "
+                                        "replace them", path=output)
             targets = []
             pv = None if preview is None else preview / item.name
         try:
