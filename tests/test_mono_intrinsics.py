@@ -112,8 +112,14 @@ def test_docs_python_block_runs_as_written(tmp_path: Path, monkeypatch: pytest.M
     doc = (Path(__file__).resolve().parents[1] / "docs" / "mono.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
     assert blocks
+    from mono_onnx import plane_model
+
     _jpeg(tmp_path / "photo.jpg", 640, 480, {0xA405: 26})
+    plane_model(tmp_path / "da2-metric-indoor-vits.onnx", 2.0, max_depth=20.0)
     monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
     for block in blocks:
-        exec(compile(block, "docs/mono.md", "exec"), {})
-    assert "EXIF FocalLengthIn35mmFilm 26 mm" in capsys.readouterr().out
+        exec(compile(block, "docs/mono.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "EXIF FocalLengthIn35mmFilm 26 mm" in out and "307200 points;" in out
+    assert (tmp_path / "photo.ply").is_file()
