@@ -169,6 +169,20 @@ def test_metadata_and_interface(official_onnx, hf_onnx, official_pth):
 
 
 @pytest.mark.slow
+def test_runtime_reads_the_export(official_onnx, metric_model):
+    """depthcloud's ONNX runtime takes the file as written: kind and range from the metadata, and a
+    prediction at the image's own odd size."""
+    from depthcloud.mono import DepthModel
+
+    model = DepthModel(official_onnx, input_size=28)
+    assert (model.kind, model.kind_source, model.max_depth_m) == ("metric", "model metadata", 20.0)
+    rgb = np.random.default_rng(3).integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    depth = model.predict(rgb)
+    assert depth.shape == (33, 47) and depth.dtype == np.float32
+    assert depth.min() > 0 and depth.max() < 20
+
+
+@pytest.mark.slow
 def test_relative_export_replaces_with_overwrite(tmp_path, metric_model, pixels):
     """A relative checkpoint (same weights, ReLU head) exports as relative inverse depth, and
     overwrite=True replaces an existing file."""
@@ -188,8 +202,12 @@ def test_relative_export_replaces_with_overwrite(tmp_path, metric_model, pixels)
     positive = ref > 1e-3
     np.testing.assert_allclose(metric[positive], 20 / (1 + np.exp(-ref[positive])), rtol=1e-4, atol=1e-4)
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
-    assert meta["depthcloud.kind"] == "relative" and meta["depthcloud.max_depth"] == "none"
+    assert meta["depthcloud.kind"] == "relative" and "depthcloud.max_depth" not in meta
     assert meta["depthcloud.input_size"] == "392"
+    from depthcloud.mono import DepthModel
+
+    loaded = DepthModel(out)
+    assert (loaded.kind, loaded.max_depth_m) == ("relative", None)
     assert list(tmp_path.glob(".*.tmp")) == []
 
 

@@ -11,7 +11,7 @@ The written model has one input ``pixel_values`` float32 [N, 3, H, W] (ImageNet-
 H and W free, multiples of 14) and one output ``predicted_depth`` float32 [N, H, W]: metres for
 metric models (the head ends in sigmoid × max depth), relative inverse depth for relative ones (ReLU).
 Its ``metadata_props`` say what it is: ``depthcloud.kind`` (metric|relative), ``depthcloud.max_depth``
-(metres; ``none`` for relative models), ``depthcloud.encoder`` (vits|vitb|vitl),
+(metres; metric models only), ``depthcloud.encoder`` (vits|vitb|vitl),
 ``depthcloud.input_size`` (the shorter side the model wants, pixels) and ``depthcloud.checkpoint``
 (the file or folder name it came from).
 
@@ -500,13 +500,11 @@ def export_checkpoint(
             model, max_depth_m = _load_official(d, checkpoint, encoder, kind, max_depth_m)
     proto = _to_onnx(d, model)
     proto.producer_name = "depthcloud"
-    d.onnx.helper.set_model_props(proto, {
-        "depthcloud.kind": kind,
-        "depthcloud.max_depth": f"{max_depth_m:g}" if kind == "metric" and max_depth_m is not None else "none",
-        "depthcloud.encoder": encoder,
-        "depthcloud.input_size": str(int(input_size)),
-        "depthcloud.checkpoint": checkpoint.name,
-    })
+    meta = {"depthcloud.kind": kind, "depthcloud.encoder": encoder, "depthcloud.input_size": str(int(input_size)),
+            "depthcloud.checkpoint": checkpoint.name}
+    if kind == "metric":  # a relative model has no range; the runtime reads the key as a positive number
+        meta["depthcloud.max_depth"] = f"{max_depth_m:g}"
+    d.onnx.helper.set_model_props(proto, meta)
     blob = proto.SerializeToString()
     _check_with_ort(d, blob, model)
     return write_atomic(output, blob, overwrite=overwrite)
