@@ -17,9 +17,9 @@ from depthcloud.cli._common import check_output, check_suffix, console, err_cons
 from depthcloud.errors import ConfigError, InputError
 
 # Sources that generate or play files can run faster than real time; live devices cannot.
-_PACEABLE = ("synthetic", "replay", "bag")
+_PACEABLE = ("synthetic", "replay", "bag", "mono")
 # Sources that end by themselves: without --frames/--seconds they are recorded to their end.
-_FINITE = ("replay", "bag")
+_FINITE = ("replay", "bag", "mono")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ optional dependency (pyrealsense2, farm-ng) matters only to the source that need
     bag:FILE                     a RealSense .bag recording, no device needed
     realsense[:k=v,...]          a live RealSense (serial, width, height, fps, preset)
     amiga:CONFIG                 a farm-ng Amiga OAK camera service
+    mono:INPUT[,model=FILE,...]  metric depth from a depth model on images, a video or a camera index
 
 Other packages add schemes with :func:`register_source`.
 """
@@ -54,6 +55,10 @@ _REGISTRY: dict[str, tuple[SourceFactory | str, str]] = {
         "realsense[:serial=…,width=…,height=…,fps=…,preset=NAME|FILE.json]",
     ),
     "amiga": ("depthcloud.amiga.source:open_amiga_source", "amiga:CONFIG"),
+    "mono": (
+        "depthcloud.sources.mono:open_mono",
+        "mono:IMAGE|FOLDER|VIDEO|CAMERA_INDEX[,model=FILE.onnx,camera=FILE|fov=DEG|fx=…,device=cpu|cuda,fps=…,loop=1]",
+    ),
 }
 
 
