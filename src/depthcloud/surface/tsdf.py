@@ -598,7 +598,7 @@ class TSDFVolume:
         if len(new):
             need = self._n + len(new)
             if need > len(self._keys):
-                cap = max(need, 2 * len(self._keys), 256)
+                cap = max(need + need // 8, len(self._keys) + len(self._keys) // 4, 256)
                 grow = cap - len(self._keys)
                 self._keys = np.concatenate([self._keys, np.zeros(grow, np.int64)])
                 self._coords = np.concatenate([self._coords, np.zeros((grow, 3), np.int64)])
