@@ -281,8 +281,9 @@ if HAVE_NUMBA:
         return nb[b, off], (i % BLOCK) + BLOCK * ((j % BLOCK) + BLOCK * (k % BLOCK))
 
     @njit(parallel=True, cache=True, nogil=True)
-    def _count_vertices_nb(nb, tsdf, weight, min_w, counts):  # type: ignore[no-untyped-def]
-        for b in prange(nb.shape[0]):
+    def _count_vertices_nb(order, nb, tsdf, weight, min_w, counts):  # type: ignore[no-untyped-def]
+        for bi in prange(order.shape[0]):
+            b = order[bi]
             n = 0
             for idx in range(_B3):
                 if weight[b, idx] < min_w:
@@ -292,13 +293,14 @@ if HAVE_NUMBA:
                     b1, i1 = _neighbour(b, idx, ax, nb)
                     if b1 >= 0 and weight[b1, i1] >= min_w and (tsdf[b1, i1] < 0) != neg:
                         n += 1
-            counts[b] = n
+            counts[bi] = n
 
     @njit(parallel=True, cache=True, nogil=True)
-    def _fill_vertices_nb(nb, coords, tsdf, weight, rgb, min_w, vox, start, vid, verts, cols):  # type: ignore[no-untyped-def]
+    def _fill_vertices_nb(order, nb, coords, tsdf, weight, rgb, min_w, vox, start, vid, verts, cols):  # type: ignore[no-untyped-def]
         has_color = cols.shape[0] > 0
-        for b in prange(nb.shape[0]):
-            n = start[b]
+        for bi in prange(order.shape[0]):
+            b = order[bi]
+            n = start[bi]
             for idx in range(_B3):
                 if weight[b, idx] < min_w:
                     continue
@@ -351,8 +353,9 @@ if HAVE_NUMBA:
         return case
 
     @njit(parallel=True, cache=True, nogil=True)
-    def _count_triangles_nb(nb, tsdf, weight, min_w, tri_count, counts):  # type: ignore[no-untyped-def]
-        for b in prange(nb.shape[0]):
+    def _count_triangles_nb(order, nb, tsdf, weight, min_w, tri_count, counts):  # type: ignore[no-untyped-def]
+        for bi in prange(order.shape[0]):
+            b = order[bi]
             corner_b = np.empty(8, np.int64)
             corner_i = np.empty(8, np.int64)
             n = 0
@@ -360,15 +363,16 @@ if HAVE_NUMBA:
                 case = _cube_case(b, idx, nb, tsdf, weight, min_w, corner_b, corner_i)
                 if case > 0:
                     n += tri_count[case]
-            counts[b] = n
+            counts[bi] = n
 
     @njit(parallel=True, cache=True, nogil=True)
-    def _fill_triangles_nb(nb, tsdf, weight, min_w, table, tri_count, edge_corner, edge_axis, vid, start,
+    def _fill_triangles_nb(order, nb, tsdf, weight, min_w, table, tri_count, edge_corner, edge_axis, vid, start,
                            faces):  # type: ignore[no-untyped-def]
-        for b in prange(nb.shape[0]):
+        for bi in prange(order.shape[0]):
+            b = order[bi]
             corner_b = np.empty(8, np.int64)
             corner_i = np.empty(8, np.int64)
-            n = start[b]
+            n = start[bi]
             for idx in range(_B3):
                 case = _cube_case(b, idx, nb, tsdf, weight, min_w, corner_b, corner_i)
                 if case <= 0:
@@ -567,7 +571,7 @@ class TSDFVolume:
         self._sorted = np.empty(0, np.int64)
         self._order = np.empty(0, np.int64)
         self.frames = 0
-        self._unprojectors: dict[Intrinsics, Unprojector] = {}
+        self._ray_cache: dict[Intrinsics, tuple[np.ndarray, int]] = {}
 
     # -- state ----------------------------------------------------------------------------------
     @property
@@ -637,15 +641,9 @@ class TSDFVolume:
         if (frame.color is not None) != (self._rgb is not None):
             raise InputError(f"frame {frame.seq}: {'has' if frame.color is not None else 'lacks'} colour while the "
                              f"earlier frames {'lack' if self._rgb is None else 'have'} it; give colour for all frames or none")
-        unproj = self._unprojectors.get(intr)
-        if unproj is None:
-            unproj = self._unprojectors.setdefault(intr, Unprojector(intr))
-        rays = np.ascontiguousarray(unproj.rays, dtype=np.float32)
+        rays, maxit = self._rays(intr)
         depth = np.ascontiguousarray(frame.depth, dtype=np.float32)
         R, t = np.ascontiguousarray(T[:3, :3]), np.ascontiguousarray(T[:3, 3])
-        # A ray's band (2·trunc in z) crosses at most one block boundary per block length per axis.
-        longest = float(np.sqrt((rays.astype(np.float64) ** 2).sum(axis=-1).max() + 1.0))
-        maxit = 3 * (math.ceil(2.0 * self.trunc_m * longest / self.block_m) + 1) + 1
         args = (self.min_depth_m, self.max_depth_m, self.trunc_m, maxit, self.block_m)
         if jit:
             buf = np.empty(depth.size * maxit, np.int64)
@@ -666,16 +664,23 @@ class TSDFVolume:
                self._tsdf, self._weight, rgb)
         return len(blocks)
 
+    def _rays(self, intr: Intrinsics) -> tuple[np.ndarray, int]:
+        """Per-pixel rays of a camera (cached), and how many blocks a ray's band can cross at most."""
+        cached = self._ray_cache.get(intr)
+        if cached is None:
+            rays = np.ascontiguousarray(Unprojector(intr).rays, dtype=np.float32)
+            # The band (2·trunc in z) crosses at most one block border per block length per axis.
+            longest = float(np.sqrt((rays.astype(np.float64) ** 2).sum(axis=-1).max() + 1.0))
+            cached = self._ray_cache[intr] = (rays, 3 * (math.ceil(2.0 * self.trunc_m * longest / self.block_m) + 1) + 1)
+        return cached
+
     # -- surface --------------------------------------------------------------------------------
-    def _neighbours(self, order: np.ndarray) -> np.ndarray:
-        """(B, 8) indices (into ``order``) of each block's neighbours at offsets (dx, dy, dz) ∈ {0,1}³."""
-        coords = self._coords[order]
-        rank = np.empty(self._n, np.int64)
-        rank[order] = np.arange(len(order))
-        nb = np.empty((len(order), 8), np.int64)
+    def _neighbours(self) -> np.ndarray:
+        """(B, 8) indices of each block's neighbours at offsets (dx, dy, dz) ∈ {0,1}³ (−1: none)."""
+        coords = self._coords[: self._n]
+        nb = np.empty((self._n, 8), np.int64)
         for c in range(8):
-            found = self._lookup(_pack(coords + _CORNER_OFFSETS[c]))
-            nb[:, c] = np.where(found >= 0, rank[np.maximum(found, 0)], -1)
+            nb[:, c] = self._lookup(_pack(coords + _CORNER_OFFSETS[c]))
         return nb
 
     def extract_mesh(self, *, min_weight: float = 1.0, use_numba: bool | None = None) -> TriangleMesh:
@@ -689,27 +694,31 @@ class TSDFVolume:
         if self._n == 0:
             return TriangleMesh.empty(frame="world")
         order = self._order  # blocks in key order: the mesh does not depend on the order frames came in
-        nb = self._neighbours(order)
-        coords = np.ascontiguousarray(self._coords[order])
-        tsdf = np.ascontiguousarray(self._tsdf[order])
-        weight = np.ascontiguousarray(self._weight[order])
-        rgb = np.ascontiguousarray(self._rgb[order]) if self._rgb is not None else np.empty((0, _B3, 3), np.float32)
+        nb = self._neighbours()
+        n = self._n
+        tsdf, weight = self._tsdf[:n], self._weight[:n]
+        rgb = self._rgb[:n] if self._rgb is not None else np.empty((0, _B3, 3), np.float32)
         if jit:
-            counts = np.zeros(len(order), np.int64)
-            _count_vertices_nb(nb, tsdf, weight, np.float32(min_w), counts)
+            counts = np.zeros(n, np.int64)
+            _count_vertices_nb(order, nb, tsdf, weight, np.float32(min_w), counts)
             start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
             nv = int(counts.sum())
             verts = np.empty((nv, 3), np.float32)
             cols = np.empty((nv if self._rgb is not None else 0, 3), np.uint8)
-            vid = np.full((len(order), 3 * _B3), -1, np.int32)
-            _fill_vertices_nb(nb, coords, tsdf, weight, rgb, np.float32(min_w), self.voxel_m, start, vid, verts, cols)
-            _count_triangles_nb(nb, tsdf, weight, np.float32(min_w), _TRI_COUNT, counts)
+            vid = np.full((n, 3 * _B3), -1, np.int32)
+            _fill_vertices_nb(order, nb, self._coords[:n], tsdf, weight, rgb, np.float32(min_w), self.voxel_m, start,
+                              vid, verts, cols)
+            _count_triangles_nb(order, nb, tsdf, weight, np.float32(min_w), _TRI_COUNT, counts)
             start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
             faces = np.empty((int(counts.sum()), 3), np.int32)
-            _fill_triangles_nb(nb, tsdf, weight, np.float32(min_w), _TRI_TABLE, _TRI_COUNT, _EDGE_CORNER, _EDGE_AXIS,
-                               vid, start, faces)
+            _fill_triangles_nb(order, nb, tsdf, weight, np.float32(min_w), _TRI_TABLE, _TRI_COUNT, _EDGE_CORNER,
+                               _EDGE_AXIS, vid, start, faces)
         else:
-            verts, faces, cols = _mesh_np(nb, coords, tsdf, weight, rgb, np.float32(min_w), self.voxel_m)
+            rank = np.empty(n, np.int64)
+            rank[order] = np.arange(n)
+            nb_ranked = np.where(nb[order] >= 0, rank[np.maximum(nb[order], 0)], -1)
+            verts, faces, cols = _mesh_np(nb_ranked, self._coords[order], tsdf[order], weight[order],
+                                          rgb[order] if self._rgb is not None else rgb, np.float32(min_w), self.voxel_m)
         mesh = TriangleMesh._trusted(verts, faces, cols if self._rgb is not None else None, None, "world")
         return mesh.remove_unused_vertices()
 
