@@ -332,3 +332,33 @@ def test_matches_open3d_voxel_block_grid_on_redwood_frames(data_dir):
     assert chamfer <= 0.5 * VOX
     assert precision >= 0.95 and recall >= 0.95 and f_score >= 0.95
     assert ours.colors is not None and ours.colors.std() > 10  # the room's colours came through
+
+
+def test_without_numba_in_a_subprocess(tmp_path):
+    """DEPTHCLOUD_NO_NUMBA=1: the module imports without numba and fuses to the same mesh."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pose = look_at(SPHERE_C + np.array([0.0, 1.0, 0.0]), SPHERE_C)
+    depth = render_sphere(CAM, pose, SPHERE_C, SPHERE_R)
+    np.save(tmp_path / "d.npy", depth)
+    np.save(tmp_path / "p.npy", pose)
+    code = (
+        "import sys, numpy as np\n"
+        "from depthcloud.surface import tsdf\n"
+        "from depthcloud.camera import Intrinsics\n"
+        f"cam = Intrinsics({CAM.fx}, {CAM.fy}, {CAM.cx}, {CAM.cy}, {CAM.width}, {CAM.height})\n"
+        "vol = tsdf.TSDFVolume()\n"
+        "vol.integrate(np.load(sys.argv[1]), cam, np.load(sys.argv[2]))\n"
+        "np.save(sys.argv[3], vol.extract_mesh().vertices); print(tsdf.HAVE_NUMBA)\n"
+    )
+    env = {**os.environ, "DEPTHCLOUD_NO_NUMBA": "1"}
+    out = subprocess.run([sys.executable, "-c", code, *(str(tmp_path / f) for f in ("d.npy", "p.npy", "v.npy"))],
+                         capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[1], timeout=300,
+                         check=True)
+    assert out.stdout.strip() == "False"
+    vol = TSDFVolume()
+    vol.integrate(depth, CAM, pose)
+    assert np.array_equal(np.load(tmp_path / "v.npy"), vol.extract_mesh().vertices)
