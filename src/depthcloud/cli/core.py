@@ -17,8 +17,8 @@ from depthcloud.camera import Intrinsics, StereoRig
 from depthcloud.cli._common import check_input, check_output, console, progress
 from depthcloud.cloud import FRAMES, PointCloud
 from depthcloud.errors import FormatError, InputError
+from depthcloud.io.clouds import CLOUD_EXTENSIONS as CLOUD_EXTS
 
-CLOUD_EXTS = (".ply", ".pcd", ".xyz", ".csv", ".txt", ".npz")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pfm", ".exr", ".npy")
 
 OutOpt = Annotated[Path, typer.Option("-o", "--output", help="Output cloud (.ply .pcd .xyz .csv .npz), or a folder for several inputs.")]
@@ -215,7 +215,7 @@ def register(app: typer.Typer) -> None:
         ascii_: AsciiOpt = False,
         overwrite: OverwriteOpt = False,
     ) -> None:
-        """Convert a point cloud between PLY, PCD, XYZ/CSV and NPZ."""
+        """Convert a point cloud between PLY, PCD, XYZ/CSV, NPZ, LAS/LAZ and MCAP."""
         from depthcloud.io import read_cloud, write_cloud
 
         check_input(src)
@@ -259,6 +259,8 @@ def describe(path: Path) -> list[str]:
     ext = path.suffix.lower()
     if ext == ".dcrec":
         return _describe_recording(path)
+    if ext == ".mcap":
+        return _describe_mcap(path)
     if ext in CLOUD_EXTS and ext != ".txt":
         return _describe_cloud(path)
     if ext in IMAGE_EXTS:
@@ -284,6 +286,18 @@ def _describe_cloud(path: Path) -> list[str]:
         lo, hi = c.bounds()
         lines.append(f"  bounds (m): x {lo[0]:.4g}..{hi[0]:.4g}, y {lo[1]:.4g}..{hi[1]:.4g}, z {lo[2]:.4g}..{hi[2]:.4g}")
         lines.append(f"  centroid (m): {np.array2string(c.points.mean(axis=0), precision=4)}")
+    return lines
+
+
+def _describe_mcap(path: Path) -> list[str]:
+    from depthcloud.io.mcap import read_mcap_clouds, topics
+
+    lines = [f"{path}: MCAP, " + "; ".join(f"{topic} ({schema}) × {n}" for topic, schema, n in topics(path))]
+    clouds = read_mcap_clouds(path)
+    first = next(clouds, None)
+    if first is not None:
+        lines.append(f"  first point cloud: {len(first)} points, frame {first.frame}, stamp {first.stamp:.6f} s"
+                     f"{', colours' if first.has_colors else ''}")
     return lines
 
 

@@ -1,6 +1,7 @@
-"""Read and write point clouds by file extension: .ply .pcd .xyz .csv .txt .npz.
+"""Read and write point clouds by file extension: .ply .pcd .xyz .csv .txt .npz .las .laz .mcap.
 
-This module only dispatches; each format lives in its own module.
+This module only dispatches; each format lives in its own module. LAS/LAZ and MCAP need the
+``export`` extra and are imported only when such a file is read or written.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from depthcloud.io.xyz import read_xyz, write_xyz
 
 __all__ = ["CLOUD_EXTENSIONS", "read_cloud", "write_cloud"]
 
-CLOUD_EXTENSIONS = (".ply", ".pcd", ".xyz", ".csv", ".txt", ".npz")
+CLOUD_EXTENSIONS = (".ply", ".pcd", ".xyz", ".csv", ".txt", ".npz", ".las", ".laz", ".mcap")
 
 
 def _suffix(path: PathArg) -> str:
@@ -37,6 +38,14 @@ def read_cloud(path: PathArg) -> PointCloud:
         return read_pcd(path)
     if suffix == ".npz":
         return read_npz(path)
+    if suffix in (".las", ".laz"):
+        from depthcloud.io.las import read_las
+
+        return read_las(path)
+    if suffix == ".mcap":
+        from depthcloud.io.mcap import read_mcap
+
+        return read_mcap(path)
     return read_xyz(path)
 
 
@@ -44,7 +53,7 @@ def write_cloud(path: PathArg, cloud: PointCloud, *, overwrite: bool = False, as
     """Write ``cloud`` in the format its extension names; returns the path.
 
     ``ascii`` picks the text variant of PLY and PCD (binary otherwise); .xyz/.csv/.txt are always text
-    and .npz always binary. Refuses an existing file unless ``overwrite`` (:class:`OutputExistsError`).
+    and .npz, .las, .laz (compressed) and .mcap always binary. Refuses an existing file unless ``overwrite`` (:class:`OutputExistsError`).
     """
     if not isinstance(cloud, PointCloud):
         raise InputError(f"cloud: expected a PointCloud, got {type(cloud).__name__}")
@@ -55,4 +64,12 @@ def write_cloud(path: PathArg, cloud: PointCloud, *, overwrite: bool = False, as
         return write_pcd(path, cloud, data="ascii" if ascii else "binary", overwrite=overwrite)
     if suffix == ".npz":
         return write_npz(path, cloud, overwrite=overwrite)
+    if suffix in (".las", ".laz"):
+        from depthcloud.io.las import write_las
+
+        return write_las(path, cloud, overwrite=overwrite, compress=suffix == ".laz")
+    if suffix == ".mcap":
+        from depthcloud.io.mcap import write_mcap
+
+        return write_mcap(path, cloud, overwrite=overwrite)
     return write_xyz(path, cloud, overwrite=overwrite)
