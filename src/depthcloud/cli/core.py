@@ -18,6 +18,7 @@ from depthcloud.cli._common import check_input, check_output, console, progress
 from depthcloud.cloud import FRAMES, PointCloud
 from depthcloud.errors import FormatError, InputError
 from depthcloud.io.clouds import CLOUD_EXTENSIONS as CLOUD_EXTS
+from depthcloud.io.depthimage import read_disparity
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pfm", ".exr", ".npy")
 
@@ -105,33 +106,6 @@ def _finish(cloud: PointCloud, out: Path, *, frame: str, ascii_: bool) -> PointC
 def _check_frame(frame: str) -> None:
     if frame not in FRAMES:
         raise InputError(f"--frame: expected one of {', '.join(FRAMES)}, got {frame!r}")
-
-
-def read_disparity(path: Path, *, scale: float | None) -> np.ndarray:
-    """A disparity image in pixels: PFM (inf = unknown), NPY, or an 8/16-bit PNG divided by ``scale``."""
-    ext = path.suffix.lower()
-    if ext == ".pfm":
-        from depthcloud.io.pfm import read_pfm
-
-        d = read_pfm(path)
-    elif ext == ".npy":
-        try:
-            d = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise FormatError(f"not a readable .npy array ({exc})", path=path) from exc
-    elif ext in (".png", ".tif", ".tiff"):
-        from depthcloud.io.depthimage import read_disparity_png
-
-        if scale is None:
-            raise InputError(f"{path}: a disparity PNG needs --disparity-scale (stored value / scale = pixels)")
-        d = read_disparity_png(path, scale=scale)
-    else:
-        raise FormatError("unknown disparity format; expected .pfm, .npy or .png", path=path)
-    if d.ndim == 3:
-        d = d[..., 0]
-    if d.ndim != 2:
-        raise FormatError(f"expected a single-channel disparity image, got shape {d.shape}", path=path)
-    return d.astype(np.float32, copy=False)
 
 
 def register(app: typer.Typer) -> None:
