@@ -212,3 +212,46 @@ def test_info_describes_mcap_and_laz(tmp_path, capsys):
             assert "/depthcloud/points (foxglove.PointCloud) × 1" in out and "first point cloud" in out
         else:
             assert "point cloud," in out and "attributes: xyz" in out
+
+
+def _recording(path: Path, n: int) -> Path:
+    from depthcloud.frame import Frame
+    from depthcloud.sources.replay import RecordingWriter
+
+    with RecordingWriter(path) as w:
+        for i in range(n):
+            depth, color = render_scene(SMALL, i / 10)
+            w.write(Frame(depth, SMALL, color, seq=i, stamp=i / 10))
+    return path
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_temporal_filter_sees_every_frame_in_order_whatever_the_workers(tmp_path, capsys, workers):
+    from depthcloud.pipeline import CloudOptions, CloudPipeline
+    from depthcloud.sources.replay import read_recording
+
+    rec = _recording(tmp_path / "r.dcrec", 8)
+    code, _, err = run(capsys, "export", rec, "-o", tmp_path / "o", "--workers", workers, "--temporal", "--every", "3",
+                       "--format", "npz")
+    assert code == 0, err
+    pipeline = CloudPipeline(CloudOptions(temporal=True))
+    expected = {i: pipeline(f) for i, f in enumerate(read_recording(rec))}  # the stream, as serve runs it
+    got = rows(tmp_path / "o")
+    assert [r["frame"] for r in got] == [0, 3, 6]
+    for r in got:
+        assert read_cloud(tmp_path / "o" / r["file"]) == expected[r["frame"]]
+
+
+def test_any_registered_source_spec_comes_for_free(tmp_path, capsys, monkeypatch):
+    import depthcloud.sources as sources
+    from depthcloud.sources.synthetic import SyntheticSource
+
+    def factory(arg: str, **options):
+        return SyntheticSource(SMALL, frames=int(arg), **options)
+
+    monkeypatch.setattr(sources, "_REGISTRY", dict(sources._REGISTRY))  # registered for this test only
+    sources.register_source("fakecam", factory, syntax="fakecam:N")
+    code, _, err = run(capsys, "export", "fakecam:5", "-o", tmp_path / "o", "--workers", "1", "--frames", "2:")
+    assert code == 0, err
+    got = rows(tmp_path / "o")
+    assert [(r["frame"], r["seq"]) for r in got] == [(2, 2), (3, 3), (4, 4)] and got[0]["source"] == "fakecam_5"
