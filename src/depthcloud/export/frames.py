@@ -49,7 +49,7 @@ __all__ = [
 DEPTH_SUFFIXES = (".png", ".pgm", ".pfm", ".npy", ".exr", ".tif", ".tiff")
 COLOR_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 Item = tuple[int, "Frame | DepthcloudError"]
-_NUMBER = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+_NUMBER = re.compile(r"^[0-9]+\.[0-9]+$")  # seconds with a fraction, as TUM names files
 
 
 class FrameSet(ABC):
