@@ -160,7 +160,15 @@ def test_write_then_read_cloud_for_every_extension(tmp_path, rng, suffix, ascii_
     cloud = make_cloud(rng, 30)
     path = write_cloud(tmp_path / f"c{suffix.upper()}", cloud, ascii=ascii_)
     assert path.name == f"c{suffix.upper()}"
-    assert read_cloud(path) == cloud
+    assert same_cloud(read_cloud(path), cloud, suffix)
+
+
+def same_cloud(read: PointCloud, written: PointCloud, suffix: str) -> bool:
+    """Equal, or for LAS/LAZ (integer coordinates of 0.1 mm) equal to half a step."""
+    if suffix not in (".las", ".laz"):
+        return read == written
+    return (read.frame == written.frame and np.array_equal(read.colors, written.colors)
+            and bool(np.abs(read.points - written.points).max() <= 0.5e-4 + 1e-6))
 
 
 def test_ascii_flag_chooses_text_ply_and_pcd(tmp_path, rng):
@@ -170,7 +178,7 @@ def test_ascii_flag_chooses_text_ply_and_pcd(tmp_path, rng):
     assert b"DATA ascii" in write_cloud(tmp_path / "a.pcd", cloud, ascii=True).read_bytes()
 
 
-@pytest.mark.parametrize("name", ["c.las", "c", "c.ply.gz"])
+@pytest.mark.parametrize("name", ["c.e57", "c", "c.ply.gz"])
 def test_unknown_extension_names_the_known_ones(tmp_path, rng, name):
     with pytest.raises(FormatError, match=r"unknown point-cloud extension .*; known: \.ply \.pcd \.xyz \.csv \.txt "
                                           r"\.npz"):
@@ -186,9 +194,9 @@ def test_write_cloud_refuses_to_overwrite(tmp_path, rng, suffix):
     path = write_cloud(tmp_path / f"c{suffix}", a)
     with pytest.raises(OutputExistsError, match=rf"c\{suffix}: exists"):
         write_cloud(path, b)
-    assert read_cloud(path) == a
+    assert same_cloud(read_cloud(path), a, suffix)
     write_cloud(path, b, overwrite=True)
-    assert read_cloud(path) == b
+    assert same_cloud(read_cloud(path), b, suffix)
 
 
 def test_write_cloud_wants_a_point_cloud_and_a_file_path(tmp_path):

@@ -29,8 +29,9 @@ from depthcloud.cli._common import (
 )
 from depthcloud.cloud import FRAMES, PointCloud
 from depthcloud.errors import FormatError, InputError
+from depthcloud.io.clouds import CLOUD_EXTENSIONS as CLOUD_EXTS
+from depthcloud.io.depthimage import read_disparity
 
-CLOUD_EXTS = (".ply", ".pcd", ".xyz", ".csv", ".txt", ".npz")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pfm", ".exr", ".npy")
 
 OutOpt = Annotated[Path, typer.Option("-o", "--output", help="Output: a cloud FILE (.ply .pcd .xyz .csv .npz) for one input; a FOLDER (existing, or no extension) for several.", show_default=False)]
@@ -105,34 +106,6 @@ def _finish(cloud: PointCloud, out: Path, *, frame: str, ascii_: bool) -> PointC
     return cloud
 
 
-def read_disparity(path: Path, *, scale: float | None) -> np.ndarray:
-    """A disparity image in pixels: PFM (inf = unknown), NPY, or an 8/16-bit PNG divided by ``scale``."""
-    ext = path.suffix.lower()
-    if scale is not None and ext not in (".png", ".tif", ".tiff"):
-        raise InputError(f"--disparity-scale applies to PNG disparity only; {ext} disparity is already in pixels",
-                         path=path)
-    if ext == ".pfm":
-        from depthcloud.io.pfm import read_pfm
-
-        d = read_pfm(path)
-    elif ext == ".npy":
-        try:
-            d = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise FormatError(f"not a readable .npy array ({exc})", path=path) from exc
-    elif ext in (".png", ".tif", ".tiff"):
-        from depthcloud.io.depthimage import read_disparity_png
-
-        if scale is None:
-            raise InputError(f"{path}: a disparity PNG needs --disparity-scale (stored value / scale = pixels)")
-        d = read_disparity_png(path, scale=scale)
-    else:
-        raise FormatError("unknown disparity format; expected .pfm, .npy or .png", path=path)
-    if d.ndim == 3:
-        d = d[..., 0]
-    if d.ndim != 2:
-        raise FormatError(f"expected a single-channel disparity image, got shape {d.shape}", path=path)
-    return d.astype(np.float32, copy=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -222,7 +195,7 @@ def register(app: typer.Typer) -> None:
         ascii_: AsciiOpt = False,
         overwrite: OverwriteOpt = False,
     ) -> None:
-        """Convert a point cloud between PLY, PCD, XYZ/CSV and NPZ."""
+        """Convert a point cloud between PLY, PCD, XYZ/CSV, NPZ, LAS/LAZ and MCAP."""
         from depthcloud.io import read_cloud, write_cloud
 
         check_input(src)
@@ -266,6 +239,8 @@ def describe(path: Path) -> list[str]:
     ext = path.suffix.lower()
     if ext == ".dcrec":
         return _describe_recording(path)
+    if ext == ".mcap":
+        return _describe_mcap(path)
     if ext in CLOUD_EXTS and ext != ".txt":
         return _describe_cloud(path)
     if ext in IMAGE_EXTS:
@@ -291,6 +266,18 @@ def _describe_cloud(path: Path) -> list[str]:
         lo, hi = c.bounds()
         lines.append(f"  bounds (m): x {lo[0]:.4g}..{hi[0]:.4g}, y {lo[1]:.4g}..{hi[1]:.4g}, z {lo[2]:.4g}..{hi[2]:.4g}")
         lines.append(f"  centroid (m): {np.array2string(c.points.mean(axis=0), precision=4)}")
+    return lines
+
+
+def _describe_mcap(path: Path) -> list[str]:
+    from depthcloud.io.mcap import read_mcap_clouds, topics
+
+    lines = [f"{path}: MCAP, " + "; ".join(f"{topic} ({schema}) × {n}" for topic, schema, n in topics(path))]
+    clouds = read_mcap_clouds(path)
+    first = next(clouds, None)
+    if first is not None:
+        lines.append(f"  first point cloud: {len(first)} points, frame {first.frame}, stamp {first.stamp:.6f} s"
+                     f"{', colours' if first.has_colors else ''}")
     return lines
 
 

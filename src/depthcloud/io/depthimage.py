@@ -25,8 +25,8 @@ from depthcloud.io._files import PathArg, read_input, write_atomic
 from depthcloud.io.limits import check_image_bytes, check_npy_header
 from depthcloud.io.pfm import decode_pfm
 
-__all__ = ["DEPTH_KINDS", "TUM_DEPTH_SCALE", "read_color", "read_depth", "read_disparity_png", "write_depth_png",
-           "write_png"]
+__all__ = ["DEPTH_KINDS", "TUM_DEPTH_SCALE", "read_color", "read_depth", "read_disparity", "read_disparity_png",
+           "write_depth_png", "write_png"]
 
 TUM_DEPTH_SCALE = 1.0 / 5000.0
 DEPTH_KINDS = ("auto", "png", "tum", "pfm", "npy", "exr")
@@ -154,6 +154,36 @@ def read_disparity_png(path: PathArg, *, scale: float) -> np.ndarray:
     if img.dtype != np.uint8:
         raise FormatError(f"expected an 8-bit disparity image, got {img.dtype}", path=name)
     return (img.astype(np.float64) / s).astype(np.float32)
+
+
+def read_disparity(path: PathArg, *, scale: float | None = None) -> np.ndarray:
+    """A disparity image as (H, W) float32 pixels: PFM (inf = unknown), NPY, or an 8-bit PNG/PGM/TIFF
+    divided by ``scale`` (:func:`read_disparity_png`; required for those)."""
+    name = Path(path).name
+    ext = Path(path).suffix.lower()
+    if scale is not None and ext not in (".png", ".pgm", ".tif", ".tiff"):
+        raise InputError(f"--disparity-scale applies to PNG disparity only; {ext} disparity is already in pixels",
+                         path=path)
+    if ext == ".pfm":
+        d = decode_pfm(read_input(path), path=name)
+    elif ext == ".npy":
+        data = read_input(path)
+        check_npy_header(io.BytesIO(data), path=name, limit=None)
+        try:
+            d = np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise FormatError(f"not a readable .npy array ({exc})", path=name) from exc
+    elif ext in (".png", ".pgm", ".tif", ".tiff"):
+        if scale is None:
+            raise InputError(f"{path}: a disparity PNG needs --disparity-scale (stored value / scale = pixels)")
+        d = read_disparity_png(path, scale=scale)
+    else:
+        raise FormatError("unknown disparity format; expected .pfm, .npy or .png", path=name)
+    if d.ndim == 3:
+        d = d[..., 0]
+    if d.ndim != 2:
+        raise FormatError(f"expected a single-channel disparity image, got shape {d.shape}", path=name)
+    return d.astype(np.float32, copy=False)
 
 
 def read_color(path: PathArg, *, max_pixels: int | None = None) -> np.ndarray:

@@ -57,6 +57,15 @@ class ServeConfig:
             raise ConfigError(f"min_depth_m {self.min_depth_m} exceeds max_depth_m {self.max_depth_m}",
                               key="min_depth_m")
 
+    def cloud_options(self) -> Any:
+        """The shared frame → cloud chain (depthcloud.pipeline) as this server runs it; ``decimation``
+        is the default magnitude (clients may ask for others). Returns a CloudOptions."""
+        from depthcloud.pipeline import CloudOptions
+
+        return CloudOptions(decimation=self.decimation, temporal=self.temporal, spatial=self.spatial,
+                            min_depth_m=self.min_depth_m, max_depth_m=self.max_depth_m, voxel_m=self.voxel_m,
+                            frame=self.frame)
+
 
 def _fail(key: str, expected: str, value: Any) -> ConfigError:
     return ConfigError(f"expected {expected}, got {value!r}", key=key)

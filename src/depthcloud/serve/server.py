@@ -51,7 +51,7 @@ from depthcloud.errors import (
     SourceTimeout,
 )
 from depthcloud.frame import Frame
-from depthcloud.geometry import Unprojector
+from depthcloud.pipeline import CloudPipeline
 from depthcloud.serve import protocol
 from depthcloud.serve.config import ServeConfig
 from depthcloud.sources.base import SourceEnded
@@ -74,62 +74,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class CloudPipeline:
-    """Frame → filtered full-resolution frame → cloud at a decimation magnitude.
-
-    Temporal/spatial filters run once per frame at full resolution (their state follows the
-    stream); decimation, the depth range, the voxel grid and the output frame are applied per
-    magnitude, so every magnitude derives from the same filtered frame.
-    """
-
-    def __init__(self, config: ServeConfig) -> None:
-        self.config = config
-        self._base: Any = None
-        if config.temporal or config.spatial:
-            self._base = self._chain(temporal=config.temporal, spatial=config.spatial)
-        self._decimators: dict[int, Any] = {}
-        self._unprojectors: dict[Any, Unprojector] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _chain(**options: Any) -> Any:
-        from depthcloud.filters import FilterChain
-
-        return FilterChain.from_options(**options)
-
-    def reset(self) -> None:
-        """Forget the temporal filter's history (a reopened source starts a new stream)."""
-        if self._base is not None:
-            self._base.reset()
-
-    def prepare(self, frame: Frame) -> Frame:
-        """The full-resolution filtered frame (stateful filters: call once per frame, in order)."""
-        return frame if self._base is None else self._base.apply(frame)
-
-    def cloud(self, frame: Frame, magnitude: int) -> PointCloud:
-        """The cloud of a prepared frame at decimation ``magnitude`` (1..8), in the configured frame."""
-        cfg = self.config
-        if magnitude > 1:
-            with self._lock:
-                chain = self._decimators.get(magnitude)
-                if chain is None:
-                    chain = self._decimators[magnitude] = self._chain(decimation=magnitude)
-            frame = chain.apply(frame)
-        with self._lock:
-            unproject = self._unprojectors.get(frame.intrinsics)
-            if unproject is None:
-                if len(self._unprojectors) > 32:
-                    self._unprojectors.clear()
-                unproject = self._unprojectors[frame.intrinsics] = Unprojector(frame.intrinsics)
-        cloud = unproject(frame.depth, color=frame.color, min_depth_m=cfg.min_depth_m, max_depth_m=cfg.max_depth_m,
-                          stamp=frame.stamp)
-        if cfg.voxel_m > 0:
-            cloud = cloud.voxel_downsample(cfg.voxel_m)
-        if cfg.frame != cloud.frame:
-            cloud = cloud.to_frame(cfg.frame)
-        return cloud
 
 
 class Snapshot:
@@ -347,7 +291,7 @@ class CloudServer:
                 return open_source(config.source)
 
         self._factory = source_factory
-        self._pipeline = CloudPipeline(config)
+        self._pipeline = CloudPipeline(config.cloud_options())
         self._snapshot: Snapshot | None = None
         self._changed = asyncio.Event()
         self._cache: dict[tuple[Any, ...], asyncio.Future[bytes]] = {}

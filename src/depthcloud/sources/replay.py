@@ -303,6 +303,32 @@ class RecordingReader:
         self._fh.seek(self._data_start)
         self.problem = None
 
+    def offsets(self) -> list[int]:
+        """The byte offset of every record, from a walk over the record headers (nothing is read
+        beyond them or decompressed); stops at the first header that is cut or not a record. Leaves
+        the reader at the first record. With :meth:`seek`, a reader can start at any frame."""
+        assert self._fh is not None
+        size = self.path.stat().st_size
+        out: list[int] = []
+        pos = self._data_start
+        while pos + _REC_HEAD.size <= size:
+            self._fh.seek(pos)
+            tag, n, _ = _REC_HEAD.unpack(self._fh.read(_REC_HEAD.size))
+            if tag != _REC_TAG or n > _MAX_PAYLOAD or pos + _REC_HEAD.size + n > size:
+                break
+            out.append(pos)
+            pos += _REC_HEAD.size + n
+        self.rewind()
+        return out
+
+    def seek(self, offset: int) -> None:
+        """Read on from the record at byte ``offset`` (one of :meth:`offsets`)."""
+        assert self._fh is not None
+        if offset < self._data_start:
+            raise InputError(f"offset: expected a record offset >= {self._data_start}, got {offset}")
+        self._fh.seek(offset)
+        self.problem = None
+
     def __iter__(self) -> Iterator[Frame]:
         while True:
             frame = self.read_frame()
