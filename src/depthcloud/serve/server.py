@@ -16,7 +16,8 @@ Shape of the work:
   (nothing queues per client beyond the one message being written).
 
 Routes (one port): websocket ``/`` (compatible mode), websocket ``/v1`` (binary mode), HTTP
-``/cloud.ply``, ``/cloud.pcd``, ``/cloud.json``, ``/health``, ``/metrics``. See docs/protocol.md.
+``/view`` (the browser viewer, see ``viewer_assets.py``), ``/cloud.ply``, ``/cloud.pcd``, ``/cloud.json``,
+``/health``, ``/metrics``. See docs/protocol.md.
 
 This module must not parse command lines; the CLI builds a :class:`ServeConfig` and calls it.
 """
@@ -52,7 +53,7 @@ from depthcloud.errors import (
 )
 from depthcloud.frame import Frame
 from depthcloud.geometry import Unprojector
-from depthcloud.serve import protocol
+from depthcloud.serve import protocol, viewer_assets
 from depthcloud.serve.config import ServeConfig
 from depthcloud.sources.base import SourceEnded
 
@@ -108,15 +109,31 @@ class CloudPipeline:
         """The full-resolution filtered frame (stateful filters: call once per frame, in order)."""
         return frame if self._base is None else self._base.apply(frame)
 
+    def decimated(self, frame: Frame, magnitude: int) -> Frame:
+        """A prepared frame decimated by ``magnitude`` (1..8; 1 = itself), colour and intrinsics too."""
+        if magnitude <= 1:
+            return frame
+        with self._lock:
+            chain = self._decimators.get(magnitude)
+            if chain is None:
+                chain = self._decimators[magnitude] = self._chain(decimation=magnitude)
+        return chain.apply(frame)
+
+    def compact(self, frame: Frame, magnitude: int, *, seq: int, colors: bool, compress: str) -> bytes:
+        """The ``compact`` message (depth image, JPEG colour, intrinsics) of a prepared frame."""
+        cfg = self.config
+        if cfg.voxel_m > 0:
+            raise InputError("encoding compact sends the depth image, which the server's voxel grid (--voxel) "
+                             "cannot apply to; ask for f32 points")
+        f = self.decimated(frame, magnitude)
+        return protocol.encode_compact(f.depth, f.intrinsics, seq=seq, color=f.color if colors else None,
+                                       stamp=f.stamp, frame=cfg.frame, min_depth_m=cfg.min_depth_m,
+                                       max_depth_m=cfg.max_depth_m, compress=compress)
+
     def cloud(self, frame: Frame, magnitude: int) -> PointCloud:
         """The cloud of a prepared frame at decimation ``magnitude`` (1..8), in the configured frame."""
         cfg = self.config
-        if magnitude > 1:
-            with self._lock:
-                chain = self._decimators.get(magnitude)
-                if chain is None:
-                    chain = self._decimators[magnitude] = self._chain(decimation=magnitude)
-            frame = chain.apply(frame)
+        frame = self.decimated(frame, magnitude)
         with self._lock:
             unproject = self._unprojectors.get(frame.intrinsics)
             if unproject is None:
@@ -359,6 +376,12 @@ class CloudServer:
         self._worker: _Worker | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._listeners: list[Callable[[Snapshot], None]] = []
+
+    def add_listener(self, listener: Callable[[Snapshot], None]) -> None:
+        """Call ``listener(snapshot)`` on the server's event loop for each new snapshot (it must
+        return at once: hand heavy work to a thread, as the Foxglove bridge does)."""
+        self._listeners.append(listener)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> CloudServer:
@@ -446,6 +469,11 @@ class CloudServer:
         if snap is not None:
             self._snapshot = snap
             self._cache.clear()
+            for listener in self._listeners:
+                try:
+                    listener(snap)
+                except Exception:  # a broken listener must not stop serving
+                    log.exception("snapshot listener %r failed", listener)
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
@@ -494,6 +522,9 @@ class CloudServer:
 
     def _binary_bytes(self, snap: Snapshot, req: protocol.Request) -> Awaitable[bytes]:
         def make() -> bytes:
+            if req.encoding == "compact":
+                return self._pipeline.compact(snap.frame, req.decimation or snap.default_magnitude, seq=snap.seq,
+                                              colors=req.colors, compress=req.compress)
             return protocol.encode_cloud(
                 snap.cloud(req.decimation), seq=snap.seq, encoding=req.encoding, colors=req.colors,
                 compress=req.compress, max_points=req.max_points,
@@ -618,7 +649,7 @@ class CloudServer:
     async def _process_request(self, connection: Any, request: Any) -> Any:
         parts = urlsplit(request.path)
         path, query = parts.path, parse_qs(parts.query)
-        if not self._authorized(request, query):
+        if not self._authorized(request, query) and not viewer_assets.is_public(path):
             self._count(self._counters.errors, "unauthorized")
             resp = connection.respond(http.HTTPStatus.UNAUTHORIZED,
                                       "missing or wrong token: send 'Authorization: Bearer TOKEN' or ?token=TOKEN\n")
@@ -631,6 +662,9 @@ class CloudServer:
                                           f"too many clients (limit {self.config.max_clients})\n")
             return None  # the websocket handshake goes on
         self._count(self._counters.requests, "http")
+        page = viewer_assets.response(path)
+        if page is not None:
+            return page
         if path == "/health":
             doc = self.health()
             status = http.HTTPStatus.OK if doc["status"] == "ok" else http.HTTPStatus.SERVICE_UNAVAILABLE
@@ -641,8 +675,8 @@ class CloudServer:
                  "/cloud.json": "application/json"}
         if path not in kinds:
             return connection.respond(http.HTTPStatus.NOT_FOUND,
-                                      "not found; routes: / and /v1 (websocket), /cloud.ply, /cloud.pcd, "
-                                      "/cloud.json, /health, /metrics\n")
+                                      "not found; routes: / and /v1 (websocket), /view (browser viewer), "
+                                      "/cloud.ply, /cloud.pcd, /cloud.json, /health, /metrics\n")
         try:
             snap = self._available()
             if path == "/cloud.json":
