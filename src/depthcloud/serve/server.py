@@ -635,16 +635,7 @@ class CloudServer:
 
     # -- HTTP on the same port --------------------------------------------------------------------
     def _authorized(self, request: Any, query: dict[str, list[str]]) -> bool:
-        token = self.config.token
-        if token is None:
-            return True
-        given = None
-        auth = request.headers.get("Authorization", "")
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        elif "token" in query:
-            given = query["token"][0]
-        return given is not None and hmac.compare_digest(given.encode(), token.encode())
+        return token_ok(self.config.token, request, query)
 
     async def _process_request(self, connection: Any, request: Any) -> Any:
         parts = urlsplit(request.path)
@@ -760,6 +751,20 @@ class CloudServer:
                [("", len(asyncio.all_tasks(self._loop)) if self._loop is not None else 0)])
         metric("process_open_fds", "gauge", "open file descriptors", [("", _open_fds())])
         return "\n".join(lines) + "\n"
+
+
+def token_ok(token: str | None, request: Any, query: dict[str, list[str]]) -> bool:
+    """True when no token is required, or the request carries it (``Authorization: Bearer`` or
+    ``?token=``), compared in constant time."""
+    if token is None:
+        return True
+    given = None
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    elif "token" in query:
+        given = query["token"][0]
+    return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
 def _num(x: float) -> str:
