@@ -114,3 +114,49 @@ def test_missing_sdk_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(MissingDependencyError, match=r"foxglove-sdk.*depthcloud\[foxglove\]"):
         foxglove_bridge._sdk()
+
+
+@pytest.mark.slow
+def test_serve_foxglove_flag_starts_the_bridge_and_stops_on_sigterm():
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "depthcloud", "serve", "--source", "synthetic:64x48@10", "--port",
+                             "0", "--foxglove", "--foxglove-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert re.search(r"viewer: http://127\.0\.0\.1:\d+/view$", lines[1].strip()), lines
+        m = re.search(r"foxglove: ws://127\.0\.0\.1:(\d+) ", lines[2])
+        assert m, lines
+        got = asyncio.run(receive_topics(int(m.group(1)), {"/depthcloud/points"}))
+        assert len(points_of(got["/depthcloud/points"])[0]) > 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+
+
+def test_foxglove_flag_defaults_to_port_8765(monkeypatch, capsys):
+    from depthcloud.cli import main
+    from depthcloud.errors import ConfigError
+
+    seen = []
+
+    def fake(server, host, port):
+        seen.append((host, port))
+        raise ConfigError("stop here", key="foxglove")
+
+    monkeypatch.setattr(foxglove_bridge, "foxglove_bridge", fake)
+    assert main(["serve", "--source", "synthetic:32x24@5", "--port", "0", "--foxglove"]) == 2
+    assert main(["serve", "--source", "synthetic:32x24@5", "--port", "0", "--foxglove", "--foxglove-port", "9001"]) == 2
+    assert main(["serve", "--source", "synthetic:32x24@5", "--port", "0", "--foxglove-port", "9002", "--max-clients",
+                 "0"]) == 2  # no --foxglove: no bridge (and the bad max-clients stops it before binding)
+    assert seen == [("127.0.0.1", 8765), ("127.0.0.1", 9001)]
+    assert "stop here" in capsys.readouterr().err
