@@ -110,7 +110,7 @@ def test_parse_request_defaults_and_fields():
     ("[1, 2]", "expected a JSON object, got list"),
     ('{"op": "fly"}', "unknown op 'fly'; expected one of get, subscribe, unsubscribe, info"),
     ('{"op": "get", "encodin": "f32"}', "unknown key 'encodin'"),
-    ('{"op": "get", "encoding": "f64"}', "encoding must be one of f32, f16, i16mm, got 'f64'"),
+    ('{"op": "get", "encoding": "f64"}', "encoding must be one of f32, f16, i16mm, compact, got 'f64'"),
     ('{"op": "get", "compress": "gzip"}', "compress must be one of none, zstd"),
     ('{"op": "get", "colors": "yes"}', "colors must be true or false"),
     ('{"op": "get", "max_points": 0}', "max_points: expected an integer in 1"),

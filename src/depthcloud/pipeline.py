@@ -113,16 +113,21 @@ class CloudPipeline:
         """The full-resolution filtered frame (stateful filters: call once per frame, in order)."""
         return frame if self._base is None else self._base.apply(frame)
 
+    def decimated(self, frame: Frame, magnitude: int | None = None) -> Frame:
+        """A prepared frame decimated by ``magnitude`` (1..8, default the options'), colour and intrinsics too."""
+        magnitude = self.options.decimation if magnitude is None else magnitude
+        if magnitude <= 1:
+            return frame
+        with self._lock:
+            chain = self._decimators.get(magnitude)
+            if chain is None:
+                chain = self._decimators[magnitude] = self._chain(decimation=magnitude)
+        return chain.apply(frame)
+
     def cloud(self, frame: Frame, magnitude: int | None = None) -> PointCloud:
         """The cloud of a prepared frame at decimation ``magnitude`` (default: the options')."""
         opt = self.options
-        magnitude = opt.decimation if magnitude is None else magnitude
-        if magnitude > 1:
-            with self._lock:
-                chain = self._decimators.get(magnitude)
-                if chain is None:
-                    chain = self._decimators[magnitude] = self._chain(decimation=magnitude)
-            frame = chain.apply(frame)
+        frame = self.decimated(frame, magnitude)
         with self._lock:
             unproject = self._unprojectors.get(frame.intrinsics)
             if unproject is None:

@@ -25,8 +25,14 @@ def register(app: typer.Typer) -> None:
         token: Annotated[str | None, typer.Option(help="Require this bearer token (header or ?token=).")] = None,
         max_clients: Annotated[int | None, typer.Option(help="Websocket connections at once (default 64).")] = None,
         max_message_mb: Annotated[float | None, typer.Option(help="Largest reply in MiB (default 256).")] = None,
+        foxglove: Annotated[bool, typer.Option(
+            "--foxglove", help="Also publish to Foxglove Studio over its WebSocket protocol (bound to --host).")] = False,
+        foxglove_port: Annotated[int, typer.Option(help="Port of the Foxglove WebSocket server; 0 picks a free one.")] = 8765,
     ) -> None:
-        """Serve the newest point cloud over websocket (/ compatible, /v1 binary) and HTTP on one port."""
+        """Serve the newest point cloud over websocket (/ compatible, /v1 binary) and HTTP on one port.
+
+        The browser viewer is at http://HOST:PORT/view (add ?token=TOKEN when --token is set).
+        """
         import asyncio
         import contextlib
         import logging
@@ -34,6 +40,7 @@ def register(app: typer.Typer) -> None:
 
         from depthcloud.cli._common import console, err_console
         from depthcloud.serve.config import load_config
+        from depthcloud.serve.foxglove_bridge import foxglove_bridge
         from depthcloud.serve.server import CloudServer
 
         flags: dict[str, Any] = {
@@ -52,10 +59,14 @@ def register(app: typer.Typer) -> None:
             if task is not None and hasattr(signal, "SIGTERM"):
                 with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
                     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-            async with CloudServer(cfg) as server:
+            async with CloudServer(cfg) as server, foxglove_bridge(server, cfg.host, foxglove_port if foxglove else None) as bridge:
                 http_url = server.url.replace("ws://", "http://", 1)
                 console.print(f"serving {cfg.source} on {server.url}/ (compatible) and {server.url}/v1 (binary); "
                               f"{http_url}/health, /metrics, /cloud.ply — Ctrl-C stops", soft_wrap=True)
+                console.print(f"viewer: {http_url}/view" + ("?token=…" if cfg.token else ""), soft_wrap=True)
+                if bridge is not None:
+                    console.print(f"foxglove: ws://{cfg.host}:{bridge.port} (topics /depthcloud/points, "
+                                  "/depthcloud/color, /depthcloud/calibration)", soft_wrap=True)
                 await server.serve_forever()
 
         try:

@@ -8,7 +8,9 @@ Two websocket protocols share one port (see ``docs/protocol.md`` for the full sp
   object ``{"error": "..."}``, which a client that expects a list cannot mistake for a cloud.
 * **Binary mode** (path ``/v1``): JSON text requests (:func:`parse_request`) and binary replies: a
   small header then the arrays (:func:`encode_cloud` / :func:`decode_cloud`); errors and info are JSON
-  text messages (:func:`error_message`, :func:`decode_text_reply`).
+  text messages (:func:`error_message`, :func:`decode_text_reply`). The ``compact`` encoding sends
+  the depth image instead of points (uint16 depth + JPEG colour + intrinsics, :func:`encode_compact`
+  / :func:`decode_compact`); the browser viewer unprojects it on the GPU.
 
 This module must not do I/O, hold state or import the server, the client or the CLI.
 """
@@ -19,7 +21,7 @@ import json
 import math
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,12 +37,16 @@ __all__ = [
     "MAGIC",
     "VERSION",
     "CloudHeader",
+    "CompactFrame",
     "Request",
     "compat_error_message",
     "decode_cloud",
+    "decode_compact",
     "decode_compat",
+    "decode_fields",
     "decode_text_reply",
     "encode_cloud",
+    "encode_compact",
     "encode_compat",
     "error_message",
     "parse_compat_request",
@@ -52,7 +58,7 @@ MAGIC = b"DCPC"
 VERSION = 1
 # magic (4 bytes), version (uint16 LE), header length in bytes (uint32 LE); then the JSON header.
 _PREFIX = struct.Struct("<4sHI")
-ENCODINGS = ("f32", "f16", "i16mm")
+ENCODINGS = ("f32", "f16", "i16mm", "compact")
 COMPRESSIONS = ("none", "zstd")
 OPS = ("get", "subscribe", "unsubscribe", "info")
 # 7 decimals of a metre: a written value differs from the float32 it came from by at most 5e-8 m.
@@ -243,9 +249,13 @@ def parse_request(message: str | bytes) -> Request:
         if isinstance(max_fps, bool) or not isinstance(max_fps, (int, float)) or not 0 < max_fps <= 1000:
             raise ProtocolError(f"request: max_fps must be a number in (0, 1000], got {max_fps!r}")
         max_fps = float(max_fps)
+    encoding = choice("encoding", ENCODINGS, "f32")
+    if encoding == "compact" and doc.get("max_points") is not None:
+        raise ProtocolError("request: max_points does not apply to the compact encoding (it sends the depth "
+                            "image); ask for a higher decimation instead")
     return Request(
         op=op,
-        encoding=choice("encoding", ENCODINGS, "f32"),
+        encoding=encoding,
         colors=colors,
         compress=choice("compress", COMPRESSIONS, "none"),
         max_points=optional_int("max_points", 1, 2**31 - 1),
@@ -293,6 +303,11 @@ class CloudHeader:
     fields: tuple[dict[str, Any], ...]
     compress: str
     body_bytes: int
+    #: header keys beyond the ones above (``compact``: width, height, intrinsics, rotation)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_HEADER_KEYS = {"seq", "stamp", "frame", "units", "count", "encoding", "scale", "fields", "compress", "body_bytes"}
 
 
 def _zstd() -> Any:
@@ -321,18 +336,34 @@ def encode_cloud(
     colors: bool = False,
     compress: str = "none",
     max_points: int | None = None,
+    faces: np.ndarray | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> bytes:
     """One binary cloud message: prefix, JSON header, then ``xyz`` (N, 3) and, if asked and
     present, ``rgb`` (N, 3) uint8, row-major, little-endian, no padding.
+
+    faces: (M, 3) vertex indices of a triangle mesh whose vertices the cloud holds, sent as a
+    ``faces`` field of ``<u4`` after the others (``depthcloud view``; not with max_points).
+    extra: more header keys (``item``, ``items``, ``name`` for the viewer's several files).
 
     encoding: ``f32`` (float32 metres), ``f16`` (float16 metres: ~0.5 mm steps below 1 m, 4 mm at
     4–8 m), ``i16mm`` (int16 millimetres, |coordinate| ≤ 32.767 m, else InputError).
     compress: ``zstd`` compresses everything after the header as one zstd frame.
     """
     if encoding not in _DTYPES:
-        raise InputError(f"encoding: expected one of {', '.join(ENCODINGS)}, got {encoding!r}")
+        if encoding == "compact":
+            raise InputError("encoding compact sends a depth image, not points: use encode_compact")
+        raise InputError(f"encoding: expected one of {', '.join(_DTYPES)}, got {encoding!r}")
     if compress not in COMPRESSIONS:
         raise InputError(f"compress: expected one of {', '.join(COMPRESSIONS)}, got {compress!r}")
+    tri = None
+    if faces is not None:
+        if max_points is not None:
+            raise InputError("max_points: a mesh's faces need all its vertices; leave max_points unset")
+        tri = v.array("faces", faces, shape=(None, 3), kinds="iu", nonempty=False, expected="(M, 3)")
+        if tri.size and (int(tri.min()) < 0 or int(tri.max()) >= len(cloud)):
+            raise InputError(f"faces: expected vertex indices in 0..{len(cloud) - 1}")
+        tri = np.ascontiguousarray(tri, dtype="<u4")
     idx = subsample(len(cloud), max_points)
     n = len(cloud) if idx is None else len(idx)
     dtype, scale = _DTYPES[encoding]
@@ -342,7 +373,11 @@ def encode_cloud(
         fields.append({"name": "rgb", "dtype": "u1", "shape": [n, 3]})
     xyz_bytes = n * 3 * np.dtype(dtype).itemsize
     raw_bytes = xyz_bytes + (n * 3 if with_rgb else 0)
+    if tri is not None:
+        fields.append({"name": "faces", "dtype": "<u4", "shape": [len(tri), 3]})
+        raw_bytes += tri.nbytes
     header = {
+        **(extra or {}),
         "seq": int(seq), "stamp": cloud.stamp, "frame": cloud.frame, "units": "m", "count": n,
         "encoding": encoding, "scale": scale, "fields": fields, "compress": compress, "body_bytes": raw_bytes,
     }
@@ -373,6 +408,8 @@ def encode_cloud(
             rgb[...] = cloud.colors
         else:
             np.take(cloud.colors, idx, axis=0, out=rgb)
+    if tri is not None:
+        message[start + raw_bytes - tri.nbytes:] = tri.tobytes()
     if compress == "zstd":
         body = _zstd().ZstdCompressor(level=1).compress(memoryview(message)[start:])
         return bytes(message[:start]) + body
@@ -380,7 +417,27 @@ def encode_cloud(
 
 
 def decode_cloud(data: bytes) -> tuple[CloudHeader, PointCloud]:
-    """Parse a binary cloud message into its header and a PointCloud (points float32 metres)."""
+    """Parse a binary cloud message into its header and a PointCloud (points float32 metres).
+
+    A ``compact`` message is unprojected here (:func:`decode_compact`) with the same pinhole rays
+    the viewer's vertex shader uses; its header's ``scale`` is then metres per depth unit.
+    """
+    header, body = _split(data)
+    if header.encoding == "compact":
+        return header, _compact_of(header, body).cloud()
+    arrays = _fields(header, body)
+    if "xyz" not in arrays:
+        raise ProtocolError("cloud message: no xyz field")
+    pts = arrays["xyz"].astype(np.float32)
+    if header.scale != 1.0:
+        pts *= np.float32(header.scale)
+    rgb = arrays.get("rgb")
+    cloud = PointCloud(pts, None if rgb is None else rgb.copy(), frame=header.frame, stamp=header.stamp)
+    return header, cloud
+
+
+def _split(data: bytes) -> tuple[CloudHeader, bytes | memoryview]:
+    """The header of a binary message and its body, decompressed and length-checked."""
     buf = memoryview(data)
     if len(buf) < _PREFIX.size:
         raise ProtocolError(f"cloud message: {len(buf)} bytes is shorter than the {_PREFIX.size}-byte prefix")
@@ -398,6 +455,7 @@ def decode_cloud(data: bytes) -> tuple[CloudHeader, PointCloud]:
             seq=int(h["seq"]), stamp=h["stamp"], frame=str(h["frame"]), units=str(h["units"]),
             count=int(h["count"]), encoding=str(h["encoding"]), scale=float(h["scale"]),
             fields=tuple(h["fields"]), compress=str(h["compress"]), body_bytes=int(h["body_bytes"]),
+            extra={k: val for k, val in h.items() if k not in _HEADER_KEYS},
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolError(f"cloud message: bad header ({exc})") from exc
@@ -412,25 +470,196 @@ def decode_cloud(data: bytes) -> tuple[CloudHeader, PointCloud]:
         raise ProtocolError(f"cloud message: unknown compression {header.compress!r}")
     if len(body) != header.body_bytes:
         raise ProtocolError(f"cloud message: body is {len(body)} bytes, header says {header.body_bytes}")
+    return header, body
+
+
+def decode_fields(data: bytes) -> tuple[CloudHeader, dict[str, np.ndarray]]:
+    """The header and the raw fields of a binary message by name (``xyz``, ``rgb``, ``faces``,
+    ``depth``; a ``jpeg`` field as its bytes), without building a cloud."""
+    header, body = _split(data)
+    return header, _fields(header, body)
+
+
+def _fields(header: CloudHeader, body: bytes | memoryview) -> dict[str, np.ndarray]:
+    """The body's fields by name; a ``jpeg`` field is returned as its raw bytes (uint8)."""
     arrays: dict[str, np.ndarray] = {}
     offset = 0
-    for field in header.fields:
+    for spec in header.fields:
         try:
-            dt = np.dtype(field["dtype"])
-            shape = tuple(int(s) for s in field["shape"])
+            dt = np.dtype("u1" if spec["dtype"] == "jpeg" else spec["dtype"])
+            shape = tuple(int(s) for s in spec["shape"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"cloud message: bad field {field!r} ({exc})") from exc
+            raise ProtocolError(f"cloud message: bad field {spec!r} ({exc})") from exc
         size = dt.itemsize * math.prod(shape)
         if offset + size > len(body):
-            raise ProtocolError(f"cloud message: field {field.get('name')!r} runs past the end of the body")
-        arrays[str(field.get("name"))] = np.frombuffer(body, dtype=dt, count=math.prod(shape),
+            raise ProtocolError(f"cloud message: field {spec.get('name')!r} runs past the end of the body")
+        arrays[str(spec.get("name"))] = np.frombuffer(body, dtype=dt, count=math.prod(shape),
                                                        offset=offset).reshape(shape)
         offset += size
-    if "xyz" not in arrays:
-        raise ProtocolError("cloud message: no xyz field")
-    pts = arrays["xyz"].astype(np.float32)
-    if header.scale != 1.0:
-        pts *= np.float32(header.scale)
-    rgb = arrays.get("rgb")
-    cloud = PointCloud(pts, None if rgb is None else rgb.copy(), frame=header.frame, stamp=header.stamp)
-    return header, cloud
+    return arrays
+
+
+# -- binary mode: the compact encoding (depth image + JPEG colour + intrinsics) --------------------
+
+#: JPEG quality of the compact encoding's colour image (OpenCV's 0..100 scale)
+COMPACT_JPEG_QUALITY = 85
+_U16_MAX = 65535
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True)
+class CompactFrame:
+    """A decoded ``compact`` message: what the viewer's vertex shader unprojects.
+
+    depth: (H, W) uint16, metres = value × ``scale``; 0 = no point. color: (H, W, 3) uint8 RGB
+    decoded from the JPEG, or None. intrinsics: the undistorted pinhole of the depth image.
+    rotation: (3, 3) float64 taking optical-frame coordinates to the served ``frame``.
+    """
+
+    seq: int
+    stamp: float | None
+    frame: str
+    scale: float
+    depth: np.ndarray
+    color: np.ndarray | None
+    intrinsics: Any
+    rotation: np.ndarray
+
+    def cloud(self) -> PointCloud:
+        """The points the viewer draws: x = (u − cx)/fx·z, y = (v − cy)/fy·z, z, in float32 like the
+        shader, in row-major pixel order (as :class:`~depthcloud.geometry.Unprojector` emits them)."""
+        from depthcloud.geometry import Unprojector
+
+        z = self.depth.astype(np.float32) * np.float32(self.scale)
+        cloud = Unprojector(self.intrinsics)(z, color=self.color, stamp=self.stamp)
+        if np.array_equal(self.rotation, np.eye(3)):
+            return PointCloud._trusted(cloud.points, cloud.colors, None, self.frame, self.stamp)
+        T = np.eye(4)
+        T[:3, :3] = self.rotation
+        return cloud.transform(T, frame=self.frame)
+
+
+def compact_scale(max_depth_m: float) -> float:
+    """Metres per uint16 unit for depths up to ``max_depth_m``: the smallest float32 that fits it
+    in 65535 units (0 or no depth → 1 mm)."""
+    if not max_depth_m > 0:
+        return float(np.float32(0.001))
+    s = np.float32(max_depth_m / _U16_MAX)
+    while float(s) * _U16_MAX < max_depth_m:
+        s = np.nextafter(s, np.float32(np.inf))
+    return float(s)
+
+
+def encode_compact(
+    depth: np.ndarray,
+    intrinsics: Any,
+    *,
+    seq: int,
+    color: np.ndarray | None = None,
+    stamp: float | None = None,
+    frame: str = "optical",
+    min_depth_m: float = 0.0,
+    max_depth_m: float = math.inf,
+    jpeg_quality: int = COMPACT_JPEG_QUALITY,
+    compress: str = "none",
+) -> bytes:
+    """One ``compact`` message: the depth image as uint16 plus its scale, the colour image as JPEG
+    and the pinhole intrinsics, for a client that unprojects on its own (the viewer's shader).
+
+    depth: (H, W) float32 metres (0/NaN/inf or outside [min_depth_m, max_depth_m] = no point, the
+    same test as :class:`~depthcloud.geometry.Unprojector`); intrinsics: of ``depth``, an ideal
+    pinhole (distortion or skew raise InputError: the shader has no undistortion, ask for ``f32``).
+    color: (H, W, 3) uint8 RGB aligned with depth, or None. frame: the named frame the client
+    rotates the optical points into (``rotation`` in the header).
+    Quantisation: ``scale`` = :func:`compact_scale` of the largest valid depth; a depth is stored as
+    round(z / scale) (at least 1), so it comes back within scale/2 (scale ≈ 15 µm per metre of range).
+    """
+    from depthcloud.camera import Intrinsics
+    from depthcloud.cloud import frame_rotation
+
+    if not isinstance(intrinsics, Intrinsics):
+        raise InputError(f"intrinsics: expected Intrinsics, got {type(intrinsics).__name__}")
+    if intrinsics.is_distorted or intrinsics.skew != 0.0:
+        what = f"lens distortion ({intrinsics.model})" if intrinsics.is_distorted else "skew"
+        raise InputError(f"encoding compact: the camera has {what}, and the compact encoding carries pinhole "
+                         "intrinsics only; ask for f32 (or f16/i16mm) points instead")
+    if compress not in COMPRESSIONS:
+        raise InputError(f"compress: expected one of {', '.join(COMPRESSIONS)}, got {compress!r}")
+    d = v.image("depth", depth, kinds="f")
+    if d.shape != intrinsics.shape:
+        raise InputError(f"depth: its size {d.shape[1]}x{d.shape[0]} does not match the intrinsics "
+                         f"{intrinsics.width}x{intrinsics.height}")
+    c = None if color is None else v.color_image("color", color, d.shape)
+    quality = v.integer("jpeg_quality", jpeg_quality, low=1, high=100)
+    rotation = frame_rotation("optical", frame)
+    zmin = np.float32(v.number("min_depth_m", min_depth_m, nonnegative=True))
+    zmax = np.float32(min(v.number("max_depth_m", max_depth_m, positive=True, allow_inf=True), _F32_MAX))
+    d32 = np.asarray(d, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        valid = (d32 > 0) & (d32 >= zmin) & (d32 <= zmax)
+    count = int(np.count_nonzero(valid))
+    scale = compact_scale(float(d32[valid].max()) if count else 0.0)
+    q = np.zeros(d.shape, dtype=np.uint16)
+    z = d32[valid].astype(np.float64)
+    q[valid] = np.clip(np.rint(z / scale), 1, _U16_MAX).astype(np.uint16)
+    h, w = d.shape
+    fields: list[dict[str, Any]] = [{"name": "depth", "dtype": "<u2", "shape": [h, w]}]
+    jpeg = b""
+    if c is not None:
+        import cv2
+
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(c[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+            raise InputError("color: OpenCV could not encode it as JPEG")
+        jpeg = buf.tobytes()
+        fields.append({"name": "color", "dtype": "jpeg", "shape": [len(jpeg)]})
+    body = q.astype("<u2", copy=False).tobytes() + jpeg
+    header = {
+        "seq": int(seq), "stamp": stamp, "frame": frame, "units": "m", "count": count, "encoding": "compact",
+        "scale": scale, "fields": fields, "compress": compress, "body_bytes": len(body),
+        "width": w, "height": h,
+        "intrinsics": {"fx": intrinsics.fx, "fy": intrinsics.fy, "cx": intrinsics.cx, "cy": intrinsics.cy},
+        "rotation": [float(x) for x in rotation.ravel()],
+    }
+    head = json.dumps(header, separators=(",", ":")).encode()
+    if compress == "zstd":
+        body = _zstd().ZstdCompressor(level=1).compress(body)
+    return _PREFIX.pack(MAGIC, VERSION, len(head)) + head + body
+
+
+def _compact_of(header: CloudHeader, body: bytes | memoryview) -> CompactFrame:
+    from depthcloud.camera import Intrinsics
+    from depthcloud.cloud import FRAMES
+
+    try:
+        w, h = int(header.extra["width"]), int(header.extra["height"])
+        k = header.extra["intrinsics"]
+        intr = Intrinsics(float(k["fx"]), float(k["fy"]), float(k["cx"]), float(k["cy"]), w, h)
+    except (KeyError, TypeError, ValueError, InputError) as exc:
+        raise ProtocolError(f"compact message: bad width/height/intrinsics in the header ({exc})") from exc
+    if header.frame not in FRAMES:
+        raise ProtocolError(f"compact message: unknown frame {header.frame!r}")
+    if not header.scale > 0:
+        raise ProtocolError(f"compact message: scale must be positive, got {header.scale}")
+    arrays = _fields(header, body)
+    depth = arrays.get("depth")
+    if depth is None or depth.shape != (h, w) or depth.dtype != np.dtype("<u2"):
+        raise ProtocolError(f"compact message: expected a depth field of shape ({h}, {w}) <u2")
+    color = None
+    if "color" in arrays:
+        import cv2
+
+        bgr = cv2.imdecode(arrays["color"], cv2.IMREAD_COLOR)
+        if bgr is None or bgr.shape[:2] != (h, w):
+            raise ProtocolError(f"compact message: the colour field is not a {w}x{h} JPEG")
+        color = np.ascontiguousarray(bgr[..., ::-1])
+    rotation = np.asarray(header.extra.get("rotation", np.eye(3).ravel()), dtype=np.float64).reshape(3, 3)
+    return CompactFrame(header.seq, header.stamp, header.frame, header.scale, depth.copy(), color, intr, rotation)
+
+
+def decode_compact(data: bytes) -> CompactFrame:
+    """Parse a ``compact`` message into its depth image, colour image and intrinsics."""
+    header, body = _split(data)
+    if header.encoding != "compact":
+        raise ProtocolError(f"expected a compact message, got encoding {header.encoding!r}")
+    return _compact_of(header, body)

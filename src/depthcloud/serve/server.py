@@ -16,7 +16,8 @@ Shape of the work:
   (nothing queues per client beyond the one message being written).
 
 Routes (one port): websocket ``/`` (compatible mode), websocket ``/v1`` (binary mode), HTTP
-``/cloud.ply``, ``/cloud.pcd``, ``/cloud.json``, ``/health``, ``/metrics``. See docs/protocol.md.
+``/view`` (the browser viewer, see ``viewer_assets.py``), ``/cloud.ply``, ``/cloud.pcd``, ``/cloud.json``,
+``/health``, ``/metrics``. See docs/protocol.md.
 
 This module must not parse command lines; the CLI builds a :class:`ServeConfig` and calls it.
 """
@@ -52,7 +53,7 @@ from depthcloud.errors import (
 )
 from depthcloud.frame import Frame
 from depthcloud.pipeline import CloudPipeline
-from depthcloud.serve import protocol
+from depthcloud.serve import protocol, viewer_assets
 from depthcloud.serve.config import ServeConfig
 from depthcloud.sources.base import SourceEnded
 
@@ -303,6 +304,12 @@ class CloudServer:
         self._worker: _Worker | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._listeners: list[Callable[[Snapshot], None]] = []
+
+    def add_listener(self, listener: Callable[[Snapshot], None]) -> None:
+        """Call ``listener(snapshot)`` on the server's event loop for each new snapshot (it must
+        return at once: hand heavy work to a thread, as the Foxglove bridge does)."""
+        self._listeners.append(listener)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> CloudServer:
@@ -390,6 +397,11 @@ class CloudServer:
         if snap is not None:
             self._snapshot = snap
             self._cache.clear()
+            for listener in self._listeners:
+                try:
+                    listener(snap)
+                except Exception:  # a broken listener must not stop serving
+                    log.exception("snapshot listener %r failed", listener)
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
@@ -436,8 +448,21 @@ class CloudServer:
         return self._encoded(snap, ("compat", magnitude),
                              lambda: protocol.encode_compat(snap.cloud(magnitude).points))
 
+    def _compact(self, snap: Snapshot, req: protocol.Request) -> bytes:
+        """The ``compact`` message (depth image, JPEG colour, intrinsics) of a snapshot's frame."""
+        cfg = self.config
+        if cfg.voxel_m > 0:
+            raise InputError("encoding compact sends the depth image, which the server's voxel grid (--voxel) "
+                             "cannot apply to; ask for f32 points")
+        f = self._pipeline.decimated(snap.frame, req.decimation or snap.default_magnitude)
+        return protocol.encode_compact(f.depth, f.intrinsics, seq=snap.seq, color=f.color if req.colors else None,
+                                       stamp=f.stamp, frame=cfg.frame, min_depth_m=cfg.min_depth_m,
+                                       max_depth_m=cfg.max_depth_m, compress=req.compress)
+
     def _binary_bytes(self, snap: Snapshot, req: protocol.Request) -> Awaitable[bytes]:
         def make() -> bytes:
+            if req.encoding == "compact":
+                return self._compact(snap, req)
             return protocol.encode_cloud(
                 snap.cloud(req.decimation), seq=snap.seq, encoding=req.encoding, colors=req.colors,
                 compress=req.compress, max_points=req.max_points,
@@ -548,21 +573,12 @@ class CloudServer:
 
     # -- HTTP on the same port --------------------------------------------------------------------
     def _authorized(self, request: Any, query: dict[str, list[str]]) -> bool:
-        token = self.config.token
-        if token is None:
-            return True
-        given = None
-        auth = request.headers.get("Authorization", "")
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        elif "token" in query:
-            given = query["token"][0]
-        return given is not None and hmac.compare_digest(given.encode(), token.encode())
+        return token_ok(self.config.token, request, query)
 
     async def _process_request(self, connection: Any, request: Any) -> Any:
         parts = urlsplit(request.path)
         path, query = parts.path, parse_qs(parts.query)
-        if not self._authorized(request, query):
+        if not self._authorized(request, query) and not viewer_assets.is_public(path):
             self._count(self._counters.errors, "unauthorized")
             resp = connection.respond(http.HTTPStatus.UNAUTHORIZED,
                                       "missing or wrong token: send 'Authorization: Bearer TOKEN' or ?token=TOKEN\n")
@@ -575,6 +591,9 @@ class CloudServer:
                                           f"too many clients (limit {self.config.max_clients})\n")
             return None  # the websocket handshake goes on
         self._count(self._counters.requests, "http")
+        page = viewer_assets.response(path)
+        if page is not None:
+            return page
         if path == "/health":
             doc = self.health()
             status = http.HTTPStatus.OK if doc["status"] == "ok" else http.HTTPStatus.SERVICE_UNAVAILABLE
@@ -585,8 +604,8 @@ class CloudServer:
                  "/cloud.json": "application/json"}
         if path not in kinds:
             return connection.respond(http.HTTPStatus.NOT_FOUND,
-                                      "not found; routes: / and /v1 (websocket), /cloud.ply, /cloud.pcd, "
-                                      "/cloud.json, /health, /metrics\n")
+                                      "not found; routes: / and /v1 (websocket), /view (browser viewer), "
+                                      "/cloud.ply, /cloud.pcd, /cloud.json, /health, /metrics\n")
         try:
             snap = self._available()
             if path == "/cloud.json":
@@ -670,6 +689,20 @@ class CloudServer:
                [("", len(asyncio.all_tasks(self._loop)) if self._loop is not None else 0)])
         metric("process_open_fds", "gauge", "open file descriptors", [("", _open_fds())])
         return "\n".join(lines) + "\n"
+
+
+def token_ok(token: str | None, request: Any, query: dict[str, list[str]]) -> bool:
+    """True when no token is required, or the request carries it (``Authorization: Bearer`` or
+    ``?token=``), compared in constant time."""
+    if token is None:
+        return True
+    given = None
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    elif "token" in query:
+        given = query["token"][0]
+    return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
 def _num(x: float) -> str:

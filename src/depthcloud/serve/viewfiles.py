@@ -1,0 +1,281 @@
+"""``depthcloud view FILE…``: cloud and mesh files served to the browser viewer (``/view``).
+
+Each file becomes one *item*: a cloud read with :func:`depthcloud.io.read_cloud` (every format it
+knows, PLY, PCD, XYZ, NPZ and whatever is added there), or a triangle mesh drawn as a surface — read
+with ``depthcloud.surface.meshio.read_mesh`` when that module is present, else, for PLY files with a
+``face`` element, by the small reader here. The server speaks the binary protocol's ``info``,
+``get`` and ``subscribe`` on ``/v1`` (one cloud message per item, with ``item``/``items``/``name``
+in the header and a ``faces`` field for meshes), ``/health`` and the viewer's page, on one port,
+with the same token rules as ``depthcloud serve``.
+
+This module must not parse command lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from depthcloud.cloud import PointCloud
+from depthcloud.errors import ConfigError, DepthcloudError, FormatError, InputError, MissingDependencyError
+from depthcloud.serve import protocol, viewer_assets
+from depthcloud.serve.server import MAX_REQUEST_BYTES, _response, is_loopback, token_ok
+
+__all__ = ["FileViewServer", "ViewItem", "load_item"]
+
+log = logging.getLogger("depthcloud.view")
+
+
+@dataclass(frozen=True)
+class ViewItem:
+    """One file to show: ``cloud`` (points, colours, frame) and, for a mesh, ``faces`` (M, 3) int."""
+
+    name: str
+    cloud: PointCloud
+    faces: np.ndarray | None = None
+
+
+def load_item(path: str | Path) -> ViewItem:
+    """Read a cloud or mesh file into a :class:`ViewItem` (see the module docstring)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    if p.suffix.lower() == ".ply" and _ply_face_count(p) > 0:
+        return _mesh_item(p)
+    from depthcloud.io import read_cloud
+
+    try:
+        return ViewItem(p.name, read_cloud(p))
+    except FormatError:
+        if _meshio() is None or p.suffix.lower() in (".ply", ".pcd", ".xyz", ".csv", ".txt", ".npz"):
+            raise
+        return _mesh_item(p)
+
+
+def _meshio() -> Any:
+    try:
+        from depthcloud.surface import meshio  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return meshio if hasattr(meshio, "read_mesh") else None
+
+
+def _mesh_item(p: Path) -> ViewItem:
+    meshio = _meshio()
+    if meshio is not None:
+        mesh = meshio.read_mesh(p)
+        cloud = PointCloud(mesh.vertices, mesh.colors, frame=getattr(mesh, "frame", "optical"))
+        return ViewItem(p.name, cloud, np.asarray(mesh.faces))
+    return _read_ply_mesh(p)
+
+
+def _ply_face_count(p: Path) -> int:
+    from depthcloud.io.ply import parse_ply_header
+
+    with p.open("rb") as f:
+        head = f.read(64 * 1024)
+    header = parse_ply_header(head, path=p.name)
+    return sum(el.count for el in header.elements if el.name == "face")
+
+
+def _read_ply_mesh(p: Path) -> ViewItem:
+    """Vertices (x, y, z, optional red/green/blue) and polygon faces (fan-triangulated) of a PLY
+    whose vertex element has scalar properties only and whose face element has one list."""
+    from depthcloud.io.ply import parse_ply_header
+
+    data = p.read_bytes()
+    header = parse_ply_header(data, path=p.name)
+    order = header.byte_order or "<"
+    names = [el.name for el in header.elements]
+    if names[:2] != ["vertex", "face"] or header.elements[0].has_lists:
+        raise FormatError("this PLY mesh layout (elements " + ", ".join(names) + ") needs the surface extra's "
+                          "reader: pip install 'depthcloud[surface]'", path=p.name)
+    vert, face = header.elements[0], header.elements[1]
+    lists = [q for q in face.properties if q.count_type is not None]
+    if len(lists) != 1 or len(face.properties) != 1:
+        raise FormatError("the face element must hold one list of vertex indices", path=p.name, line=face.line)
+    prop = lists[0]
+    vdt = np.dtype([(q.name, order + q.type) for q in vert.properties])
+    polys: list[list[int]] = []
+    if header.format == "ascii":
+        rows = [ln.split() for ln in data[header.body_offset:].decode("ascii").splitlines() if ln.strip()]
+        if len(rows) < vert.count + face.count:
+            raise FormatError(f"expected {vert.count} vertex and {face.count} face rows, got {len(rows)} rows",
+                              path=p.name)
+        rec = np.array([tuple(float(x) for x in r[:len(vdt.names or ())]) for r in rows[:vert.count]],
+                       dtype=np.dtype([(n, "f8") for n in vdt.names or ()]))
+        polys = [[int(x) for x in r[1:1 + int(r[0])]] for r in rows[vert.count:vert.count + face.count]]
+    else:
+        offset = header.body_offset + vdt.itemsize * vert.count
+        if offset > len(data):
+            raise FormatError(f"the vertex element declares {vert.count} rows but the body ends early", path=p.name)
+        rec = np.frombuffer(data, dtype=vdt, count=vert.count, offset=header.body_offset)
+        cdt, idt = np.dtype(order + (prop.count_type or "u1")), np.dtype(order + prop.type)
+        mv = memoryview(data)
+        for _ in range(face.count):
+            if offset + cdt.itemsize > len(data):
+                raise FormatError("the face element ends early (truncated file?)", path=p.name)
+            k = int(np.frombuffer(mv[offset:offset + cdt.itemsize], dtype=cdt)[0])
+            offset += cdt.itemsize
+            polys.append(np.frombuffer(mv[offset:offset + k * idt.itemsize], dtype=idt).tolist())
+            offset += k * idt.itemsize
+    if not {"x", "y", "z"} <= set(rec.dtype.names or ()):
+        raise FormatError("the vertex element has no x, y, z properties", path=p.name, line=vert.line)
+    pts = np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float32)
+    colors = None
+    if {"red", "green", "blue"} <= set(rec.dtype.names or ()):
+        colors = np.stack([rec["red"], rec["green"], rec["blue"]], axis=1).clip(0, 255).astype(np.uint8)
+    tris = [(poly[0], poly[i], poly[i + 1]) for poly in polys for i in range(1, len(poly) - 1)]
+    faces = np.asarray(tris, dtype=np.int64).reshape(-1, 3)
+    if faces.size and (faces.min() < 0 or faces.max() >= len(pts)):
+        raise FormatError(f"a face refers to a vertex outside 0..{len(pts) - 1}", path=p.name)
+    return ViewItem(p.name, PointCloud(pts, colors), faces)
+
+
+class FileViewServer:
+    """Serves :class:`ViewItem` s to the viewer. ``async with FileViewServer(items) as server:``.
+
+    host/port: where to listen (loopback by default; port 0 = a free one). token: required on the
+    page, ``/health`` and the websocket, as in ``depthcloud serve``.
+    """
+
+    def __init__(self, items: list[ViewItem], *, host: str = "127.0.0.1", port: int = 8787,
+                 token: str | None = None) -> None:
+        if not items:
+            raise InputError("items: expected at least one file to show")
+        self.items = list(items)
+        self.host, self.token = host, token
+        self._port = port
+        self._server: Any = None
+        self._started = time.monotonic()
+        self._encoded: dict[str, list[bytes]] = {}
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise InputError("the server is not started")
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """The viewer's page (with the token in its query when one is set)."""
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        query = "" if self.token is None else f"?token={self.token}"
+        return f"http://{shown}:{self.port}/view{query}"
+
+    async def start(self) -> FileViewServer:
+        try:
+            from websockets.asyncio.server import serve
+        except ImportError as exc:
+            raise MissingDependencyError.for_extra("websockets", "serve") from exc
+        if not is_loopback(self.host):
+            log.warning("binding %s: the files are visible to other machines%s", self.host,
+                        "" if self.token else " and no --token is set")
+        try:
+            self._server = await serve(self._session, self.host, self._port, process_request=self._http,
+                                       max_size=MAX_REQUEST_BYTES, compression=None, close_timeout=2,
+                                       logger=log.getChild("websockets"))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {self.host}:{self._port} ({exc.strerror or exc})",
+                              key="port") from exc
+        self._started = time.monotonic()
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> FileViewServer:
+        return await self.start()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+    async def serve_forever(self) -> None:
+        if self._server is None:
+            await self.start()
+        await self._server.serve_forever()
+
+    def messages(self, encoding: str = "f32") -> list[bytes]:
+        """One cloud message per item (colours included, faces for meshes), encoded once."""
+        found = self._encoded.get(encoding)
+        if found is None:
+            n = len(self.items)
+            found = self._encoded[encoding] = [
+                protocol.encode_cloud(it.cloud, seq=0, encoding=encoding, colors=True, faces=it.faces,
+                                      extra={"item": i, "items": n, "name": it.name})
+                for i, it in enumerate(self.items)]
+        return found
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok",
+                "source": {"spec": "view: " + ", ".join(it.name for it in self.items), "state": "running",
+                           "fps": 0.0, "frames": len(self.items), "dropped": 0, "restarts": 0, "last_error": None},
+                "seq": 0, "age_s": None, "clients": 0, "uptime_s": round(time.monotonic() - self._started, 1)}
+
+    def info(self) -> dict[str, Any]:
+        return {"type": "info", "server": "depthcloud", "protocol": protocol.VERSION, "source": "view",
+                "state": "running", "last_error": None, "seq": 0, "stamp": None,
+                "frame": self.items[0].cloud.frame, "count": sum(len(it.cloud) for it in self.items),
+                "has_colors": any(it.cloud.has_colors for it in self.items), "decimation": 1,
+                "encodings": ["f32", "f16", "i16mm"], "compressions": ["none"], "items": len(self.items),
+                "max_message_bytes": None, "max_request_bytes": MAX_REQUEST_BYTES}
+
+    async def _http(self, connection: Any, request: Any) -> Any:
+        parts = urlsplit(request.path)
+        path = parts.path
+        if not token_ok(self.token, request, parse_qs(parts.query)) and not viewer_assets.is_public(path):
+            resp = connection.respond(http.HTTPStatus.UNAUTHORIZED,
+                                      "missing or wrong token: open /view?token=TOKEN\n")
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="depthcloud"'
+            return resp
+        if path == "/v1":
+            return None
+        if path == "/":
+            resp = connection.respond(http.HTTPStatus.FOUND, "the viewer is at /view\n")
+            resp.headers["Location"] = "/view" + (f"?{parts.query}" if parts.query else "")
+            return resp
+        page = viewer_assets.response(path)
+        if page is not None:
+            return page
+        if path == "/health":
+            return _response(http.HTTPStatus.OK, json.dumps(self.health()).encode(), "application/json")
+        return connection.respond(http.HTTPStatus.NOT_FOUND, "not found; routes: /view, /v1 (websocket), /health\n")
+
+    async def _session(self, ws: Any) -> None:
+        with contextlib.suppress(Exception):
+            async for message in ws:
+                try:
+                    req = protocol.parse_request(message)
+                    if req.op in ("get", "subscribe") and req.encoding == "compact":
+                        raise InputError("encoding compact needs a depth image; files are sent as points")
+                    if req.op in ("get", "subscribe") and req.max_points is not None:
+                        raise InputError("max_points does not apply to files shown whole")
+                except DepthcloudError as exc:
+                    await ws.send(protocol.error_message("bad_request", f"{type(exc).__name__}: {exc}"))
+                    continue
+                if req.op == "info":
+                    await ws.send(json.dumps(self.info()))
+                    continue
+                if req.op == "subscribe":
+                    await ws.send(json.dumps({"type": "subscribed", "max_fps": req.max_fps}))
+                elif req.op == "unsubscribe":
+                    await ws.send(json.dumps({"type": "unsubscribed"}))
+                    continue
+                for data in await asyncio.to_thread(self.messages, req.encoding):
+                    await ws.send(data)
+
