@@ -30,7 +30,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import md_table, versions, write_results  # noqa: E402
 from bench_stereo_accuracy import LEGACY_FILES, LEGACY_SCALE, VARIANT_OF, data_root, score  # noqa: E402
-
 from depthcloud.camera import Intrinsics, StereoRig  # noqa: E402
 from depthcloud.io.calibfiles import read_middlebury_calib  # noqa: E402
 from depthcloud.io.depthimage import read_color  # noqa: E402
