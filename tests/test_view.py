@@ -169,5 +169,28 @@ def test_page_shows_red_plane_blue_sphere_and_a_mesh_surface(tmp_path):
         assert green[1] > 100 and green[1] > green[0] + 50 and green[1] > green[2] + 50, green
         for corner in ((60, 120), (790, 120), (60, 400)):
             assert is_background(patch(rgb, *corner)), corner
+
+        # orbit, pan and zoom change the picture; R (reset view) brings the first one back
+        def changed_after(action) -> float:
+            action()
+            page.wait_for_timeout(400)
+            # rows between the control panel and the status line, which change on their own
+            return float(np.abs(canvas_pixels(page)[60:440].astype(int) - rgb[60:440].astype(int)).mean())
+
+        def drag(button: str = "left") -> None:
+            page.mouse.move(424, 240)
+            page.mouse.down(button=button)
+            page.mouse.move(504, 270, steps=5)
+            page.mouse.up(button=button)
+
+        def reset() -> None:
+            page.keyboard.press("r")
+
+        assert changed_after(drag) > 1.0
+        assert changed_after(reset) < 0.2
+        assert changed_after(lambda: drag("right")) > 1.0
+        assert changed_after(reset) < 0.2
+        assert changed_after(lambda: (page.mouse.move(424, 240), page.mouse.wheel(0, 400))) > 1.0
+        assert changed_after(lambda: page.click("#reset")) < 0.2
         page.close()
     assert all(re.match(rf"(http|ws)://127\.0\.0\.1:{srv.port}/", u) or u.startswith("data:") for u in asked), asked

@@ -80,8 +80,9 @@ def test_live_scene_colours_where_its_objects_are_and_restart_is_recovered(brows
         # the status line counts received frames, and the count rises
         first = wait_until(lambda: received_in_status(page) > 0, what="status line")
         wait_until(lambda: received_in_status(page) > first + 3, what="received count rising")
-        status = page.inner_text("#status")
-        assert "compact" in status and "source running" in status and "pts" in status
+        status = wait_until(lambda: next((t for t in [page.inner_text("#status")] if "source running" in t), None),
+                            what="source state from /health")
+        assert "compact" in status and "pts" in status and "KiB/frame" in status and "no_frame" not in status
 
         # the server goes away and comes back on the same port: the page reconnects by itself
         port = srv.port

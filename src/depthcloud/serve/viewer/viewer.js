@@ -201,7 +201,7 @@ export function parseMessage(buf) {
 class Viewer {
   constructor(canvas) {
     this.canvas = canvas;
-    const gl = canvas.getContext("webgl2", { antialias: false, preserveDrawingBuffer: true, alpha: false });
+    const gl = canvas.getContext("webgl2", { antialias: false, preserveDrawingBuffer: false, alpha: false });
     if (!gl) throw new Error("this browser has no WebGL2");
     this.gl = gl;
     this.compactProg = compile(gl, COMPACT_VS, COMPACT_FS);
@@ -514,8 +514,9 @@ class Viewer {
   // -- interaction -------------------------------------------------------------------------------
   orbit(dx, dy) {
     const c = this.camera;
-    c.yaw -= dx * 0.005;
-    c.pitch = Math.max(-1.55, Math.min(1.55, c.pitch + dy * 0.005));
+    // The scene follows the hand: dragging right swings the eye left, dragging down lifts it.
+    c.yaw += dx * 0.005;
+    c.pitch = Math.max(-1.55, Math.min(1.55, c.pitch - dy * 0.005));
     this.dirty = true;
   }
 
@@ -629,6 +630,7 @@ function start() {
     try {
       const item = await viewer.ingest(msg);
       fresh = { t: msg.t, item };
+      stats.lastError = null;  // a frame drawn again: an earlier server error is over
     } catch (err) {
       stats.errors++;
       stats.lastError = String(err.message ?? err);
