@@ -104,7 +104,7 @@ class Server:
 def counters(page: Any) -> dict[str, Any]:
     return page.evaluate("(() => { const s = window.depthcloudViewer.stats; return {received: s.received, "
                          "drawn: s.drawn, dropped: s.dropped, bytes: s.bytes, points: s.points, "
-                         "source: s.source, latency: s.latencyMs, encoding: s.encoding}; })()")
+                         "source: s.source, latency: s.latencyMs, ingest: s.ingestMs, encoding: s.encoding}; })()")
 
 
 def measure_page(browser: Any, url: str, seconds: float) -> dict[str, Any]:
@@ -123,7 +123,8 @@ def measure_page(browser: Any, url: str, seconds: float) -> dict[str, Any]:
     src = b["source"] or {}
     return {"received_fps": (b["received"] - a["received"]) / dt, "drawn_fps": (b["drawn"] - a["drawn"]) / dt,
             "dropped_per_s": (b["dropped"] - a["dropped"]) / dt, "bytes_per_frame": b["bytes"],
-            "points": b["points"], "source_fps": src.get("fps"), "recv_to_draw_ms": b["latency"]}
+            "points": b["points"], "source_fps": src.get("fps"), "recv_to_draw_ms": b["latency"],
+            "decode_upload_ms": b["ingest"]}
 
 
 def measure_compat(browser: Any, base: str, seconds: float) -> dict[str, Any]:
@@ -145,7 +146,8 @@ def measure_compat(browser: Any, base: str, seconds: float) -> dict[str, Any]:
     r = page.evaluate(js, seconds)
     page.close()
     return {"received_fps": r["n"] / r["seconds"], "drawn_fps": None, "dropped_per_s": None,
-            "bytes_per_frame": r["bytes"], "points": r["points"], "source_fps": None, "recv_to_draw_ms": None}
+            "bytes_per_frame": r["bytes"], "points": r["points"], "source_fps": None, "recv_to_draw_ms": None,
+            "decode_upload_ms": None}
 
 
 def screenshot(browser: Any, base: str) -> None:
@@ -195,9 +197,12 @@ def main(argv: list[str]) -> int:
     if streams:
         srows = [[k, round(v["received_fps"], 1), "–" if v["drawn_fps"] is None else round(v["drawn_fps"], 1),
                   "–" if v["dropped_per_s"] is None else round(v["dropped_per_s"], 1), v["bytes_per_frame"],
-                  v["points"], "–" if v["source_fps"] is None else v["source_fps"]] for k, v in streams.items()]
+                  v["points"], "–" if v["source_fps"] is None else v["source_fps"],
+                  "–" if v["decode_upload_ms"] is None else round(v["decode_upload_ms"], 1),
+                  "–" if v["recv_to_draw_ms"] is None else round(v["recv_to_draw_ms"])] for k, v in streams.items()]
         table += "\n" + md_table(["stream (848×480 @ 30 fps source)", "received fps", "drawn fps", "dropped/s",
-                                  "bytes/frame", "points", "source fps"], srows)
+                                  "bytes/frame", "points", "source fps", "decode+upload ms",
+                                  "arrival→drawn ms"], srows)
     else:
         table += "\n(no chromium at /usr/bin/chromium: no browser measurements)\n"
     table += (f"\nLoad average (1 min) {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end; "

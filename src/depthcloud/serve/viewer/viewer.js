@@ -594,7 +594,7 @@ function bindControls(viewer) {
 // -- connection: newest message only, reconnect with backoff --------------------------------------
 const stats = {
   state: "connecting", received: 0, drawn: 0, dropped: 0, errors: 0, reconnects: 0, points: 0, bytes: 0,
-  encoding: null, seq: null, latencyMs: null, lastError: null, source: null, recvTimes: [], drawTimes: [],
+  encoding: null, seq: null, latencyMs: null, ingestMs: null, lastError: null, source: null, recvTimes: [], drawTimes: [],
 };
 window.depthcloudViewer = { stats };
 
@@ -628,7 +628,10 @@ function start() {
     const msg = pending;
     pending = null;
     try {
+      const t0 = performance.now();
       const item = await viewer.ingest(msg);
+      stats.ingestMs = performance.now() - t0;
+      if (fresh) stats.dropped++;  // decoded but overtaken before it could be drawn
       fresh = { t: msg.t, item };
       stats.lastError = null;  // a frame drawn again: an earlier server error is over
     } catch (err) {
@@ -715,6 +718,7 @@ function start() {
       stats.state,
       `recv ${rate(stats.recvTimes).toFixed(1)} fps`,
       `drawn ${rate(stats.drawTimes).toFixed(1)} fps`,
+      `dropped ${stats.dropped}`,
       `${stats.points.toLocaleString("en-US")} pts`,
       `${(stats.bytes / 1024).toFixed(0)} KiB/frame${stats.encoding ? ` (${stats.encoding})` : ""}`,
       `latency ${stats.latencyMs === null ? "–" : stats.latencyMs.toFixed(0)} ms`,
