@@ -194,3 +194,37 @@ def test_page_shows_red_plane_blue_sphere_and_a_mesh_surface(tmp_path):
         assert changed_after(lambda: page.click("#reset")) < 0.2
         page.close()
     assert all(re.match(rf"(http|ws)://127\.0\.0\.1:{srv.port}/", u) or u.startswith("data:") for u in asked), asked
+
+
+@pytest.mark.slow
+def test_touch_drag_orbits_and_pinch_zooms(tmp_path):
+    items = [load_item(plane_and_sphere(tmp_path / "scene.ply"))]
+    with chromium() as browser, ServerThread(lambda: FileViewServer(items, port=0)) as srv:
+        page = browser.new_page(viewport=VIEWPORT, has_touch=True)
+        page.goto(f"{srv.http}/view?grid=0")
+        wait_until(lambda: (stat(page, "drawn") or 0) >= 1, what="drawn")
+        cdp = page.context.new_cdp_session(page)
+
+        def touch(kind: str, points: list[tuple[float, float]]) -> None:
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+                {"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]})
+
+        def camera() -> dict:
+            return page.evaluate("(() => { const c = window.depthcloudViewer.viewer.camera; "
+                                 "return {dist: c.dist, yaw: c.yaw, pitch: c.pitch}; })()")
+
+        start = camera()
+        touch("touchStart", [(400, 240)])
+        for k in range(1, 6):
+            touch("touchMove", [(400 + 12 * k, 240)])
+        touch("touchEnd", [])
+        after_drag = camera()
+        assert after_drag["yaw"] != start["yaw"] and after_drag["dist"] == start["dist"]
+
+        touch("touchStart", [(380, 240), (460, 240)])
+        for k in range(1, 6):
+            touch("touchMove", [(380 - 15 * k, 240), (460 + 15 * k, 240)])
+        touch("touchEnd", [])
+        pinched = camera()
+        assert pinched["dist"] < 0.7 * after_drag["dist"]  # fingers apart: closer in
+        page.close()

@@ -166,9 +166,9 @@ class FoxgloveBridge:
             with self._wake:
                 while self._latest is None and not self._stopping:
                     self._wake.wait()
-                if self._stopping:
-                    return
                 snap, self._latest = self._latest, None
+                if self._stopping or snap is None:
+                    return
             try:
                 self.publish(snap)
             except Exception:  # one bad frame must not end publishing
