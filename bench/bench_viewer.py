@@ -2,8 +2,9 @@
 headless Chromium (SwiftShader, software WebGL2) for an 848×480 source at 30 fps.
 
 1. Bytes/frame of one 848×480 synthetic frame (the default scene at t = 0, colour included where the
-   encoding carries it): ``compact`` (uint16 depth + JPEG colour + intrinsics) against ``f32`` points
-   (+ rgb), ``f16``, ``i16mm``, and the compatible-mode JSON (points only), at decimation 1 and 2.
+   encoding carries it): ``compact`` (uint16 depth + JPEG colour + intrinsics; plain, deflated as the
+   page asks over a network, zstd) against ``f32`` points (+ rgb), ``f16``, ``i16mm``, and the
+   compatible-mode JSON (points only), at decimation 1 and 2.
 2. The page against an in-process ``serve --source synthetic:848x480@30`` for a few seconds per
    stream: frames received and drawn per second (the page's own counters), frames it dropped as stale,
    the source's rate; for the compatible JSON, which the page does not draw, how many replies a
@@ -56,6 +57,7 @@ def sizes() -> list[dict[str, Any]]:
         f32 = len(protocol.encode_cloud(cloud, seq=1, encoding="f32", colors=True))
         entries = {
             "compact": len(protocol.encode_compact(d, i, seq=1, color=c)),
+            "compact+deflate": len(protocol.encode_compact(d, i, seq=1, color=c, compress="deflate")),
             "compact+zstd": len(protocol.encode_compact(d, i, seq=1, color=c, compress="zstd")),
             "f32": f32,
             "f32 (no rgb)": len(protocol.encode_cloud(cloud, seq=1, encoding="f32")),
@@ -184,6 +186,7 @@ def main(argv: list[str]) -> int:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             base = f"http://127.0.0.1:{srv.port}"
             for label, query in (("compact", "encoding=compact&decimation=1"), ("f32", "encoding=f32&decimation=1"),
+                                 ("compact+deflate", "encoding=compact&decimation=1&compress=deflate"),
                                  ("compact, decimation 2", "encoding=compact&decimation=2"),
                                  ("f32, decimation 2", "encoding=f32&decimation=2")):
                 streams[label] = measure_page(browser, f"{base}/view?grid=0&{query}", seconds)

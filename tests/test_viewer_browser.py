@@ -104,8 +104,10 @@ def test_live_scene_colours_where_its_objects_are_and_restart_is_recovered(brows
 
 def test_colour_by_depth_and_height_change_the_picture(browser):
     with live(max_depth_m=4.0) as srv:
-        page, _ = open_view(browser, f"{srv.http}/view?grid=0&colorby=depth")
+        # deflate: what the page asks for over a network, inflated by the browser itself
+        page, _ = open_view(browser, f"{srv.http}/view?grid=0&colorby=depth&compress=deflate")
         wait_until(lambda: (stat(page, "drawn") or 0) >= 2, what="frames drawn")
+        assert stat(page, "errors") == 0 and stat(page, "bytes") < 30_000  # 212×120 compact: 63 kB, deflated 16 kB
         by_depth = canvas_pixels(page)
         page.select_option("#colorby", "rgb")
         page.wait_for_timeout(500)

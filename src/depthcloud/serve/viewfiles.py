@@ -159,7 +159,7 @@ class FileViewServer:
         self._port = port
         self._server: Any = None
         self._started = time.monotonic()
-        self._encoded: dict[str, list[bytes]] = {}
+        self._encoded: dict[tuple[str, str], list[bytes]] = {}
 
     @property
     def port(self) -> int:
@@ -210,14 +210,14 @@ class FileViewServer:
             await self.start()
         await self._server.serve_forever()
 
-    def messages(self, encoding: str = "f32") -> list[bytes]:
+    def messages(self, encoding: str = "f32", compress: str = "none") -> list[bytes]:
         """One cloud message per item (colours included, faces for meshes), encoded once."""
-        found = self._encoded.get(encoding)
+        found = self._encoded.get((encoding, compress))
         if found is None:
             n = len(self.items)
-            found = self._encoded[encoding] = [
-                protocol.encode_cloud(it.cloud, seq=0, encoding=encoding, colors=True, faces=it.faces,
-                                      extra={"item": i, "items": n, "name": it.name})
+            found = self._encoded[encoding, compress] = [
+                protocol.encode_cloud(it.cloud, seq=0, encoding=encoding, colors=True, compress=compress,
+                                      faces=it.faces, extra={"item": i, "items": n, "name": it.name})
                 for i, it in enumerate(self.items)]
         return found
 
@@ -232,7 +232,8 @@ class FileViewServer:
                 "state": "running", "last_error": None, "seq": 0, "stamp": None,
                 "frame": self.items[0].cloud.frame, "count": sum(len(it.cloud) for it in self.items),
                 "has_colors": any(it.cloud.has_colors for it in self.items), "decimation": 1,
-                "encodings": ["f32", "f16", "i16mm"], "compressions": ["none"], "items": len(self.items),
+                "encodings": ["f32", "f16", "i16mm"], "compressions": list(protocol.COMPRESSIONS),
+                "items": len(self.items),
                 "max_message_bytes": None, "max_request_bytes": MAX_REQUEST_BYTES}
 
     async def _http(self, connection: Any, request: Any) -> Any:
@@ -276,6 +277,6 @@ class FileViewServer:
                 elif req.op == "unsubscribe":
                     await ws.send(json.dumps({"type": "unsubscribed"}))
                     continue
-                for data in await asyncio.to_thread(self.messages, req.encoding):
+                for data in await asyncio.to_thread(self.messages, req.encoding, req.compress):
                     await ws.send(data)
 

@@ -13,6 +13,9 @@ const option = (key, fallback) => params.get(key) ?? hashParams.get(key) ?? fall
 const TOKEN = option("token", null);
 const WANT_ENCODING = option("encoding", "auto");
 const DECIMATION = option("decimation", null);
+// Over a network the depth image is deflated (~5× fewer bytes); on this machine the CPU is dearer.
+const LOOPBACK = /^(localhost|127(\.\d+){3}|\[::1\])$/.test(location.hostname);
+const COMPRESS = option("compress", LOOPBACK ? "none" : "deflate");
 
 const FRAME_AXES = {
   optical: { fwd: [0, 0, 1], up: [0, -1, 0] },
@@ -176,7 +179,7 @@ function compile(gl, vsText, fsText) {
 // -- wire format -----------------------------------------------------------------------------------
 const DTYPE_BYTES = { "<f4": 4, "<u4": 4, "<f2": 2, "<i2": 2, "<u2": 2, u1: 1, jpeg: 1 };
 
-export function parseMessage(buf) {
+export async function parseMessage(buf) {
   const dv = new DataView(buf);
   const magic = String.fromCharCode(dv.getUint8(0), dv.getUint8(1), dv.getUint8(2), dv.getUint8(3));
   if (magic !== "DCPC") throw new Error(`bad magic ${magic}`);
@@ -184,9 +187,16 @@ export function parseMessage(buf) {
   if (version !== 1) throw new Error(`protocol version ${version} is not supported`);
   const headLen = dv.getUint32(6, true);
   const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 10, headLen)));
-  if (header.compress !== "none") throw new Error(`compression ${header.compress} is not supported here`);
-  const fields = {};
   let off = 10 + headLen;
+  if (header.compress === "deflate") {  // zlib stream: the browser inflates it natively
+    const inflated = new Blob([buf.slice(off)]).stream().pipeThrough(new DecompressionStream("deflate"));
+    buf = await new Response(inflated).arrayBuffer();
+    off = 0;
+  } else if (header.compress !== "none") {
+    throw new Error(`compression ${header.compress} is not supported here`);
+  }
+  if (buf.byteLength - off !== header.body_bytes) throw new Error("the body's length differs from the header's");
+  const fields = {};
   for (const f of header.fields) {
     const count = f.shape.reduce((a, b) => a * b, 1);
     const size = count * (DTYPE_BYTES[f.dtype] ?? NaN);
@@ -275,7 +285,7 @@ class Viewer {
 
   // -- items -------------------------------------------------------------------------------------
   async ingest(msg) {
-    const { header, fields } = parseMessage(msg.buf);
+    const { header, fields } = await parseMessage(msg.buf);
     const index = header.item ?? 0;
     if (header.items !== undefined) for (const k of [...this.items.keys()]) if (k >= header.items) this.dropItem(k);
     if (header.frame !== this.frame && FRAME_AXES[header.frame]) { this.frame = header.frame; this.viewed = false; }
@@ -616,7 +626,7 @@ function start() {
 
   const request = (doc) => { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(doc)); };
   const subscribe = () => {
-    const doc = { op: "subscribe", encoding, colors: true };
+    const doc = { op: "subscribe", encoding, colors: true, compress: COMPRESS };
     if (DECIMATION) doc.decimation = Number(DECIMATION);
     stats.encoding = encoding;
     request(doc);
