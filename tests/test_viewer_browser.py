@@ -134,3 +134,14 @@ def test_token_is_needed_by_the_page_and_its_stream(browser):
         assert any(u.startswith("ws://") and "token=s3cret" in u for u in seen)
         assert (stat(page, "source") or {}).get("state") == "running"  # /health answered with the token
         page.close()
+
+
+def test_page_falls_back_to_points_where_compact_is_refused(browser):
+    # a voxel grid is not a per-pixel operation: the server refuses compact, the page asks for f32
+    with live(voxel_m=0.05) as srv:
+        page, _ = open_view(browser, f"{srv.http}/view?grid=0")
+        wait_until(lambda: (stat(page, "drawn") or 0) >= 2, what="frames drawn as points")
+        assert stat(page, "encoding") == "f32" and stat(page, "errors") == 0
+        rgb = canvas_pixels(page)
+        assert not is_background(patch(rgb, 424, 240, r=20))  # something drawn in the middle
+        page.close()
