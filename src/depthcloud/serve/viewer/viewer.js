@@ -333,21 +333,28 @@ class Viewer {
         count++;
       }
     }
-    const item = old && old.kind === "compact" && old.width === w && old.height === h ? old
-      : { kind: "compact", width: w, height: h, depthTex: gl.createTexture(), colorTex: gl.createTexture() };
-    if (old && item !== old) this.dropItemObjects(old);
+    // Textures are allocated once per image size (immutable storage) and only refilled per frame.
+    let item = old;
+    if (!(old && old.kind === "compact" && old.width === w && old.height === h)) {
+      if (old) this.dropItemObjects(old);
+      item = { kind: "compact", width: w, height: h, depthTex: gl.createTexture(), colorTex: gl.createTexture() };
+      gl.bindTexture(gl.TEXTURE_2D, item.depthTex);
+      gl.texStorage2D(gl.TEXTURE_2D, 1, gl.R16UI, w, h);
+      setNearest(gl);
+      gl.bindTexture(gl.TEXTURE_2D, item.colorTex);
+      gl.texStorage2D(gl.TEXTURE_2D, 1, gl.RGBA8, w, h);
+      setNearest(gl);
+    }
     gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
     gl.bindTexture(gl.TEXTURE_2D, item.depthTex);
-    gl.texImage2D(gl.TEXTURE_2D, 0, gl.R16UI, w, h, 0, gl.RED_INTEGER, gl.UNSIGNED_SHORT, depth);
-    setNearest(gl);
+    gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, w, h, gl.RED_INTEGER, gl.UNSIGNED_SHORT, depth);
     item.hasColor = Boolean(fields.color);
     if (fields.color) {
       const bitmap = await createImageBitmap(new Blob([fields.color.bytes], { type: "image/jpeg" }),
         { colorSpaceConversion: "none", premultiplyAlpha: "none" });
       gl.bindTexture(gl.TEXTURE_2D, item.colorTex);
       gl.pixelStorei(gl.UNPACK_COLORSPACE_CONVERSION_WEBGL, gl.NONE);
-      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, bitmap);
-      setNearest(gl);
+      gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, gl.RGBA, gl.UNSIGNED_BYTE, bitmap);
       bitmap.close();
     }
     Object.assign(item, {
