@@ -279,7 +279,11 @@ class Viewer {
     let h = Infinity;
     for (const it of this.items.values()) h = Math.min(h, it.heightRange[0]);
     this.gridHeight = Number.isFinite(h) ? h - 0.01 : 0;
-    this.guides = null;
+    if (this.guides) {  // rebuilt at the new height on the next draw
+      for (const b of this.guides.buffers) this.gl.deleteBuffer(b);
+      this.gl.deleteVertexArray(this.guides.vao);
+      this.guides = null;
+    }
     this.dirty = true;
   }
 
@@ -511,15 +515,17 @@ class Viewer {
       line([0, 0, 0], [0.5, 0, 0], [0.95, 0.3, 0.3]);
       line([0, 0, 0], [0, 0.5, 0], [0.3, 0.9, 0.35]);
       line([0, 0, 0], [0, 0, 0.5], [0.35, 0.5, 1.0]);
-      const vao = gl.createVertexArray();
+      const vao = gl.createVertexArray(), buffers = [];
       gl.bindVertexArray(vao);
       for (const [loc, data] of [[0, pos], [1, col]]) {
-        gl.bindBuffer(gl.ARRAY_BUFFER, gl.createBuffer());
+        const buf = gl.createBuffer();
+        buffers.push(buf);
+        gl.bindBuffer(gl.ARRAY_BUFFER, buf);
         gl.bufferData(gl.ARRAY_BUFFER, new Float32Array(data), gl.STATIC_DRAW);
         gl.enableVertexAttribArray(loc);
         gl.vertexAttribPointer(loc, 3, gl.FLOAT, false, 0, 0);
       }
-      this.guides = { vao, count: pos.length / 3 };
+      this.guides = { vao, buffers, count: pos.length / 3 };
     }
     const p = this.linesProg;
     gl.useProgram(p.prog);
