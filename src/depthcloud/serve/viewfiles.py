@@ -53,12 +53,12 @@ def load_item(path: str | Path) -> ViewItem:
         raise InputError(f"{p}: no such file")
     if p.suffix.lower() == ".ply" and _ply_face_count(p) > 0:
         return _mesh_item(p)
-    from depthcloud.io import read_cloud
+    from depthcloud.io import CLOUD_EXTENSIONS, read_cloud
 
     try:
         return ViewItem(p.name, read_cloud(p))
     except FormatError:
-        if _meshio() is None or p.suffix.lower() in (".ply", ".pcd", ".xyz", ".csv", ".txt", ".npz"):
+        if _meshio() is None or p.suffix.lower() in CLOUD_EXTENSIONS:
             raise
         return _mesh_item(p)
 
@@ -258,7 +258,9 @@ class FileViewServer:
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found; routes: /view, /v1 (websocket), /health\n")
 
     async def _session(self, ws: Any) -> None:
-        with contextlib.suppress(Exception):
+        from websockets.exceptions import ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed):  # a closed page ends its session; nothing else should
             async for message in ws:
                 try:
                     req = protocol.parse_request(message)
