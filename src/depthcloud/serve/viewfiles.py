@@ -170,7 +170,9 @@ class FileViewServer:
     @property
     def url(self) -> str:
         """The viewer's page (with the token in its query when one is set)."""
-        shown = f"[{self.host}]" if ":" in self.host else self.host
+        # a wildcard bind is reached through any of the machine's addresses; loopback always works here
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        shown = f"[{host}]" if ":" in host else host
         query = "" if self.token is None else f"?token={self.token}"
         return f"http://{shown}:{self.port}/view{query}"
 
