@@ -5,7 +5,8 @@
 // vertex shader, x = (u - cx)/fx·z, y = (v - cy)/fy·z (depthcloud.geometry.Unprojector's geometry),
 // then rotated into the served frame; point messages (f32/f16/i16mm xyz, optional rgb, optional
 // faces for meshes from `depthcloud view`) are drawn as they come. Only the newest message is kept:
-// one arriving while the previous is still being decoded replaces the waiting one (counted as dropped).
+// one arriving before the previous frame is decoded and drawn replaces the waiting one (counted as
+// dropped), so a slow page never decodes a frame it will not draw.
 
 const params = new URLSearchParams(location.search);
 const hashParams = new URLSearchParams(location.hash.replace(/^#/, ""));
@@ -645,8 +646,10 @@ function start() {
     request(doc);
   };
 
+  // Decode the newest message only once the previous frame is on screen: a frame that could not be
+  // drawn costs no decoding or upload (it is replaced while it waits, and counted as dropped).
   async function pump() {
-    if (busy || !pending) return;
+    if (busy || !pending || fresh) return;
     busy = true;
     const msg = pending;
     pending = null;
@@ -654,7 +657,6 @@ function start() {
       const t0 = performance.now();
       const item = await viewer.ingest(msg);
       stats.ingestMs = performance.now() - t0;
-      if (fresh) stats.dropped++;  // decoded but overtaken before it could be drawn
       fresh = { t: msg.t, item };
       stats.lastError = null;  // a frame drawn again: an earlier server error is over
     } catch (err) {
