@@ -192,6 +192,17 @@ def test_page_shows_red_plane_blue_sphere_and_a_mesh_surface(tmp_path):
         assert changed_after(reset) < 0.2
         assert changed_after(lambda: (page.mouse.move(424, 240), page.mouse.wheel(0, 400))) > 1.0
         assert changed_after(lambda: page.click("#reset")) < 0.2
+        # point size, the grid and the colour modes each change the picture (and undo cleanly)
+        assert changed_after(lambda: page.locator("#pointsize").fill("9")) > 0.5
+        assert changed_after(lambda: page.locator("#pointsize").fill("3")) < 0.2
+        assert changed_after(lambda: page.click("#grid")) > 0.2
+        assert changed_after(lambda: page.click("#grid")) < 0.2
+        page.select_option("#colorby", "height")
+        page.wait_for_timeout(400)
+        by_height = canvas_pixels(page)
+        # the red plane spans y −0.5 … 0.5 (y down): its top is higher, so redder on the ramp, than its bottom
+        top, bottom = (patch(by_height, *screen_xy((-0.7, y, 3.0), center, dist)) for y in (-0.45, 0.45))
+        assert top[0] > bottom[0] + 60 and bottom[2] > top[2], (top, bottom)
         page.close()
     assert all(re.match(rf"(http|ws)://127\.0\.0\.1:{srv.port}/", u) or u.startswith("data:") for u in asked), asked
 
