@@ -81,15 +81,29 @@ def test_compact_frame_keeps_the_image_and_rotates_into_the_served_frame(asym_in
     assert np.abs(cloud.points - ref.points).max() <= frame.scale / 2 * _max_ray(intr) + 1e-6
 
 
-def test_compact_with_no_valid_depth_and_with_zstd():
+@pytest.mark.parametrize("compress", ["zstd", "deflate"])
+def test_compact_with_no_valid_depth_and_compressed(compress):
     intr = default_intrinsics(32, 24)
     empty = protocol.decode_cloud(protocol.encode_compact(np.zeros((24, 32), np.float32), intr, seq=0))[1]
     assert len(empty) == 0
-    depth, _ = _scene(intr)
-    plain = protocol.encode_compact(depth, intr, seq=0)
-    packed = protocol.encode_compact(depth, intr, seq=0, compress="zstd")
+    depth, color = _scene(intr)
+    plain = protocol.encode_compact(depth, intr, seq=0, color=color)
+    packed = protocol.encode_compact(depth, intr, seq=0, color=color, compress=compress)
     assert len(packed) < len(plain)
-    assert np.array_equal(protocol.decode_compact(packed).depth, protocol.decode_compact(plain).depth)
+    a, b = protocol.decode_compact(packed), protocol.decode_compact(plain)
+    assert np.array_equal(a.depth, b.depth) and np.array_equal(a.color, b.color)
+
+
+def test_deflate_body_that_lies_about_its_length_is_refused(asym_intrinsics):
+    depth, _ = _scene(asym_intrinsics)
+    msg = protocol.encode_compact(depth, asym_intrinsics, seq=0, compress="deflate")
+    head_len = int.from_bytes(msg[6:10], "little")
+    head = json.loads(msg[10:10 + head_len])
+    head["body_bytes"] -= 2
+    text = json.dumps(head).encode()
+    bad = msg[:6] + len(text).to_bytes(4, "little") + text + msg[10 + head_len:]
+    with pytest.raises(ProtocolError, match="holds more than"):
+        protocol.decode_compact(bad)
 
 
 def test_compact_refuses_what_the_shader_cannot_draw():
@@ -122,7 +136,7 @@ def test_compact_scale_fits_the_range_in_uint16():
 async def test_server_serves_compact_equal_to_its_f32_cloud():
     async with running(still(96, 72), decimation=2) as srv:
         url = srv.url
-        compact = await client.aget_cloud(url, encoding="compact", colors=True)
+        compact = await client.aget_cloud(url, encoding="compact", colors=True, compress="deflate")
         f32 = await client.aget_cloud(url, encoding="f32", colors=True)
         assert len(compact) == len(f32) > 0
         reach = float(np.abs(f32.points).max())

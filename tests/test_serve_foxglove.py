@@ -93,12 +93,20 @@ async def test_foxglove_client_gets_the_servers_cloud_image_and_calibration():
         assert np.allclose(np.asarray(cal.P).reshape(3, 4)[:, :3], intr.K)
 
 
-async def test_foxglove_points_follow_the_served_frame():
+async def test_foxglove_points_follow_the_served_frame_and_a_transform_places_the_camera():
+    from scipy.spatial.transform import Rotation
+
     async with running(still(64, 48), frame="zup") as srv, FoxgloveBridge(srv, port=0) as bridge:
-        got = await receive_topics(bridge.port, {"/depthcloud/points"})
+        got = await receive_topics(bridge.port, {"/depthcloud/points", "/depthcloud/tf"})
         msg = got["/depthcloud/points"]
         assert msg.frame_id == "camera_zup"
         assert np.array_equal(points_of(msg)[0], srv.snapshot.cloud().points)
+        tf = got["/depthcloud/tf"]
+        assert (tf.parent_frame_id, tf.child_frame_id) == ("camera_zup", "camera_optical")
+        q = tf.rotation
+        rot = Rotation.from_quat([q.x, q.y, q.z, q.w])
+        # the optical axes seen from the z-up frame: forward (z) is x, right (x) is −y, down (y) is −z
+        assert np.allclose(rot.apply([[0, 0, 1], [1, 0, 0], [0, 1, 0]]), [[1, 0, 0], [0, -1, 0], [0, 0, -1]])
 
 
 def test_missing_sdk_names_the_extra(monkeypatch):

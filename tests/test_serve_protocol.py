@@ -111,7 +111,7 @@ def test_parse_request_defaults_and_fields():
     ('{"op": "fly"}', "unknown op 'fly'; expected one of get, subscribe, unsubscribe, info"),
     ('{"op": "get", "encodin": "f32"}', "unknown key 'encodin'"),
     ('{"op": "get", "encoding": "f64"}', "encoding must be one of f32, f16, i16mm, compact, got 'f64'"),
-    ('{"op": "get", "compress": "gzip"}', "compress must be one of none, zstd"),
+    ('{"op": "get", "compress": "gzip"}', "compress must be one of none, zstd, deflate"),
     ('{"op": "get", "colors": "yes"}', "colors must be true or false"),
     ('{"op": "get", "max_points": 0}', "max_points: expected an integer in 1"),
     ('{"op": "get", "max_points": 1.5}', "max_points: expected an integer, got 1.5"),
@@ -156,7 +156,7 @@ def test_cloud_header_pins_the_layout(cloud):
 
 
 @pytest.mark.parametrize("encoding, tol", [("f32", 0.0), ("f16", 2.0**-11 * 8), ("i16mm", 0.0005 + 1e-6)])
-@pytest.mark.parametrize("compress", ["none", "zstd"])
+@pytest.mark.parametrize("compress", ["none", "zstd", "deflate"])
 def test_cloud_round_trip(cloud, encoding, tol, compress):
     header, back = p.decode_cloud(p.encode_cloud(cloud, seq=3, encoding=encoding, colors=True, compress=compress))
     assert header.encoding == encoding and header.count == len(cloud) and header.seq == 3

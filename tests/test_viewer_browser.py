@@ -80,8 +80,9 @@ def test_live_scene_colours_where_its_objects_are_and_restart_is_recovered(brows
         # the status line counts received frames, and the count rises
         first = wait_until(lambda: received_in_status(page) > 0, what="status line")
         wait_until(lambda: received_in_status(page) > first + 3, what="received count rising")
-        status = page.inner_text("#status")
-        assert "compact" in status and "source running" in status and "pts" in status
+        status = wait_until(lambda: next((t for t in [page.inner_text("#status")] if "source running" in t), None),
+                            what="source state from /health")
+        assert "compact" in status and "pts" in status and "KiB/frame" in status and "no_frame" not in status
 
         # the server goes away and comes back on the same port: the page reconnects by itself
         port = srv.port
@@ -103,8 +104,10 @@ def test_live_scene_colours_where_its_objects_are_and_restart_is_recovered(brows
 
 def test_colour_by_depth_and_height_change_the_picture(browser):
     with live(max_depth_m=4.0) as srv:
-        page, _ = open_view(browser, f"{srv.http}/view?grid=0&colorby=depth")
+        # deflate: what the page asks for over a network, inflated by the browser itself
+        page, _ = open_view(browser, f"{srv.http}/view?grid=0&colorby=depth&compress=deflate")
         wait_until(lambda: (stat(page, "drawn") or 0) >= 2, what="frames drawn")
+        assert stat(page, "errors") == 0 and stat(page, "bytes") < 30_000  # 212×120 compact: 63 kB, deflated 16 kB
         by_depth = canvas_pixels(page)
         page.select_option("#colorby", "rgb")
         page.wait_for_timeout(500)
@@ -130,4 +133,15 @@ def test_token_is_needed_by_the_page_and_its_stream(browser):
         wait_until(lambda: (stat(page, "drawn") or 0) >= 2, what="frames drawn with the token")
         assert any(u.startswith("ws://") and "token=s3cret" in u for u in seen)
         assert (stat(page, "source") or {}).get("state") == "running"  # /health answered with the token
+        page.close()
+
+
+def test_page_falls_back_to_points_where_compact_is_refused(browser):
+    # a voxel grid is not a per-pixel operation: the server refuses compact, the page asks for f32
+    with live(voxel_m=0.05) as srv:
+        page, _ = open_view(browser, f"{srv.http}/view?grid=0")
+        wait_until(lambda: (stat(page, "drawn") or 0) >= 2, what="frames drawn as points")
+        assert stat(page, "encoding") == "f32" and stat(page, "errors") == 0
+        rgb = canvas_pixels(page)
+        assert not is_background(patch(rgb, 424, 240, r=20))  # something drawn in the middle
         page.close()

@@ -6,6 +6,8 @@
 * :class:`ServeConfig` / :func:`load_config` (``config.py``): flags > ``DEPTHCLOUD_*`` > file > defaults.
 * ``protocol.py``: the wire formats, pure encode/decode (docs/protocol.md).
 * ``client.py``: sync and async clients (``get_cloud``, ``subscribe``, ``info``, ``get_compat``).
+* ``viewer/`` + ``viewer_assets.py``: the browser viewer at ``/view`` (docs/viewer.md);
+  ``viewfiles.py``: ``depthcloud view FILE…``; ``foxglove_bridge.py``: ``serve --foxglove``.
 
 websockets and zstandard are imported where used (the ``serve`` extra).
 """

@@ -135,7 +135,7 @@ async def aget_cloud(
 ) -> PointCloud:
     """The server's newest cloud (binary mode, ``/v1``): points (N, 3) float32 metres in the
     server's frame, colours (N, 3) uint8 when asked and available. See docs/protocol.md for the
-    encodings (f32, f16, i16mm) and compression (none, zstd)."""
+    encodings (f32, f16, i16mm, compact) and compression (none, zstd, deflate)."""
     target = _url(url, "/v1")
     request = _request("get", **_get_fields(encoding, colors, compress, max_points, decimation))
     async with _aconnect(target, token, max_message_mb, timeout_s) as ws:

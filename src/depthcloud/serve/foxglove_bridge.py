@@ -9,6 +9,8 @@ Topics (``prefix`` ``/depthcloud`` by default), one message per new snapshot:
 * ``…/color`` — ``foxglove.CompressedImage`` (JPEG) of the full-resolution colour image,
   ``frame_id`` ``camera_optical`` (only when the source has colour).
 * ``…/calibration`` — ``foxglove.CameraCalibration`` of that image (K, D, R = I, P = [K | 0]).
+* ``…/tf`` — ``foxglove.FrameTransform`` placing ``camera_optical`` in ``camera_<frame>`` (a pure
+  rotation), so the image and the points line up; only when the served frame is not ``optical``.
 
 Publishing runs in its own thread and takes only the newest snapshot (a slow Foxglove client never
 holds up the server); nothing is encoded while no client subscribes. Binds 127.0.0.1 by default.
@@ -29,7 +31,7 @@ import numpy as np
 from depthcloud.errors import ConfigError, MissingDependencyError
 from depthcloud.serve.server import CloudServer, Snapshot, is_loopback
 
-__all__ = ["FoxgloveBridge", "foxglove_bridge", "point_cloud_message"]
+__all__ = ["FoxgloveBridge", "foxglove_bridge", "frame_transform", "point_cloud_message"]
 
 log = logging.getLogger("depthcloud.serve.foxglove")
 
@@ -114,7 +116,12 @@ class FoxgloveBridge:
 
     def start(self) -> FoxgloveBridge:
         foxglove = _sdk()
-        from foxglove.channels import CameraCalibrationChannel, CompressedImageChannel, PointCloudChannel
+        from foxglove.channels import (
+            CameraCalibrationChannel,
+            CompressedImageChannel,
+            FrameTransformChannel,
+            PointCloudChannel,
+        )
 
         if not is_loopback(self.host):
             log.warning("Foxglove server on %s: the stream is reachable from other machines (it has no token)",
@@ -131,6 +138,8 @@ class FoxgloveBridge:
             "color": CompressedImageChannel(f"{self.prefix}/color", context=ctx),
             "calibration": CameraCalibrationChannel(f"{self.prefix}/calibration", context=ctx),
         }
+        if self._cloud_server.config.frame != "optical":
+            self._channels["tf"] = FrameTransformChannel(f"{self.prefix}/tf", context=ctx)
         self._thread = threading.Thread(target=self._run, name="depthcloud-foxglove", daemon=True)
         self._thread.start()
         self._cloud_server.add_listener(self._offer)
@@ -166,9 +175,9 @@ class FoxgloveBridge:
             with self._wake:
                 while self._latest is None and not self._stopping:
                     self._wake.wait()
-                if self._stopping:
-                    return
                 snap, self._latest = self._latest, None
+                if self._stopping or snap is None:
+                    return
             try:
                 self.publish(snap)
             except Exception:  # one bad frame must not end publishing
@@ -201,7 +210,22 @@ class FoxgloveBridge:
                 timestamp=_timestamp(t), frame_id="camera_optical", width=intr.width, height=intr.height,
                 distortion_model=model, D=D,
                 K=K, R=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], P=P))
+        if "tf" in ch and ch["tf"].has_sinks():
+            ch["tf"].log(frame_transform(self._cloud_server.config.frame, t))
         self.published += 1
+
+
+def frame_transform(frame: str, t: float) -> Any:
+    """``camera_optical`` as a child of ``camera_<frame>``: p_frame = R · p_optical, no translation."""
+    from foxglove.messages import FrameTransform, Quaternion, Vector3
+    from scipy.spatial.transform import Rotation
+
+    from depthcloud.cloud import frame_rotation
+
+    x, y, z, w = Rotation.from_matrix(frame_rotation("optical", frame)).as_quat()
+    return FrameTransform(timestamp=_timestamp(t), parent_frame_id=f"camera_{frame}", child_frame_id="camera_optical",
+                          translation=Vector3(x=0.0, y=0.0, z=0.0),
+                          rotation=Quaternion(x=float(x), y=float(y), z=float(z), w=float(w)))
 
 
 @contextlib.asynccontextmanager

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,7 +60,7 @@ VERSION = 1
 # magic (4 bytes), version (uint16 LE), header length in bytes (uint32 LE); then the JSON header.
 _PREFIX = struct.Struct("<4sHI")
 ENCODINGS = ("f32", "f16", "i16mm", "compact")
-COMPRESSIONS = ("none", "zstd")
+COMPRESSIONS = ("none", "zstd", "deflate")
 OPS = ("get", "subscribe", "unsubscribe", "info")
 # 7 decimals of a metre: a written value differs from the float32 it came from by at most 5e-8 m.
 COMPAT_DECIMALS = 7
@@ -318,6 +319,16 @@ def _zstd() -> Any:
     return zstandard
 
 
+def _compress(kind: str, body: bytes | memoryview) -> bytes:
+    """The body as sent: ``zstd`` (one zstd frame), ``deflate`` (zlib format, RFC 1950 — what a
+    browser's ``DecompressionStream("deflate")`` reads, no library needed) or as it is."""
+    if kind == "zstd":
+        return bytes(_zstd().ZstdCompressor(level=1).compress(body))
+    if kind == "deflate":
+        return zlib.compress(body, 1)
+    return bytes(body)
+
+
 def subsample(count: int, max_points: int | None) -> np.ndarray | None:
     """Indices of an even, deterministic subsample of ``count`` points (None = keep all)."""
     if max_points is None or count <= max_points:
@@ -348,7 +359,8 @@ def encode_cloud(
 
     encoding: ``f32`` (float32 metres), ``f16`` (float16 metres: ~0.5 mm steps below 1 m, 4 mm at
     4–8 m), ``i16mm`` (int16 millimetres, |coordinate| ≤ 32.767 m, else InputError).
-    compress: ``zstd`` compresses everything after the header as one zstd frame.
+    compress: ``zstd`` compresses everything after the header as one zstd frame, ``deflate`` as one
+    zlib stream (stdlib; browsers inflate it natively).
     """
     if encoding not in _DTYPES:
         if encoding == "compact":
@@ -410,9 +422,8 @@ def encode_cloud(
             np.take(cloud.colors, idx, axis=0, out=rgb)
     if tri is not None:
         message[start + raw_bytes - tri.nbytes:] = tri.tobytes()
-    if compress == "zstd":
-        body = _zstd().ZstdCompressor(level=1).compress(memoryview(message)[start:])
-        return bytes(message[:start]) + body
+    if compress != "none":
+        return bytes(message[:start]) + _compress(compress, memoryview(message)[start:])
     return bytes(message)
 
 
@@ -466,6 +477,15 @@ def _split(data: bytes) -> tuple[CloudHeader, bytes | memoryview]:
             body = zstandard.ZstdDecompressor().decompress(bytes(body), max_output_size=header.body_bytes)
         except zstandard.ZstdError as exc:
             raise ProtocolError(f"cloud message: zstd body does not decompress ({exc})") from exc
+    elif header.compress == "deflate":
+        inflate = zlib.decompressobj()
+        try:
+            body = inflate.decompress(bytes(body), header.body_bytes)
+        except zlib.error as exc:
+            raise ProtocolError(f"cloud message: deflate body does not decompress ({exc})") from exc
+        if inflate.unconsumed_tail:
+            raise ProtocolError(f"cloud message: the deflate body holds more than the {header.body_bytes} bytes "
+                                "the header says")
     elif header.compress != "none":
         raise ProtocolError(f"cloud message: unknown compression {header.compress!r}")
     if len(body) != header.body_bytes:
@@ -622,9 +642,7 @@ def encode_compact(
         "rotation": [float(x) for x in rotation.ravel()],
     }
     head = json.dumps(header, separators=(",", ":")).encode()
-    if compress == "zstd":
-        body = _zstd().ZstdCompressor(level=1).compress(body)
-    return _PREFIX.pack(MAGIC, VERSION, len(head)) + head + body
+    return _PREFIX.pack(MAGIC, VERSION, len(head)) + head + _compress(compress, body)
 
 
 def _compact_of(header: CloudHeader, body: bytes | memoryview) -> CompactFrame:

@@ -53,12 +53,12 @@ def load_item(path: str | Path) -> ViewItem:
         raise InputError(f"{p}: no such file")
     if p.suffix.lower() == ".ply" and _ply_face_count(p) > 0:
         return _mesh_item(p)
-    from depthcloud.io import read_cloud
+    from depthcloud.io import CLOUD_EXTENSIONS, read_cloud
 
     try:
         return ViewItem(p.name, read_cloud(p))
     except FormatError:
-        if _meshio() is None or p.suffix.lower() in (".ply", ".pcd", ".xyz", ".csv", ".txt", ".npz"):
+        if _meshio() is None or p.suffix.lower() in CLOUD_EXTENSIONS:
             raise
         return _mesh_item(p)
 
@@ -159,7 +159,7 @@ class FileViewServer:
         self._port = port
         self._server: Any = None
         self._started = time.monotonic()
-        self._encoded: dict[str, list[bytes]] = {}
+        self._encoded: dict[tuple[str, str], list[bytes]] = {}
 
     @property
     def port(self) -> int:
@@ -170,7 +170,9 @@ class FileViewServer:
     @property
     def url(self) -> str:
         """The viewer's page (with the token in its query when one is set)."""
-        shown = f"[{self.host}]" if ":" in self.host else self.host
+        # a wildcard bind is reached through any of the machine's addresses; loopback always works here
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        shown = f"[{host}]" if ":" in host else host
         query = "" if self.token is None else f"?token={self.token}"
         return f"http://{shown}:{self.port}/view{query}"
 
@@ -210,14 +212,14 @@ class FileViewServer:
             await self.start()
         await self._server.serve_forever()
 
-    def messages(self, encoding: str = "f32") -> list[bytes]:
+    def messages(self, encoding: str = "f32", compress: str = "none") -> list[bytes]:
         """One cloud message per item (colours included, faces for meshes), encoded once."""
-        found = self._encoded.get(encoding)
+        found = self._encoded.get((encoding, compress))
         if found is None:
             n = len(self.items)
-            found = self._encoded[encoding] = [
-                protocol.encode_cloud(it.cloud, seq=0, encoding=encoding, colors=True, faces=it.faces,
-                                      extra={"item": i, "items": n, "name": it.name})
+            found = self._encoded[encoding, compress] = [
+                protocol.encode_cloud(it.cloud, seq=0, encoding=encoding, colors=True, compress=compress,
+                                      faces=it.faces, extra={"item": i, "items": n, "name": it.name})
                 for i, it in enumerate(self.items)]
         return found
 
@@ -232,7 +234,8 @@ class FileViewServer:
                 "state": "running", "last_error": None, "seq": 0, "stamp": None,
                 "frame": self.items[0].cloud.frame, "count": sum(len(it.cloud) for it in self.items),
                 "has_colors": any(it.cloud.has_colors for it in self.items), "decimation": 1,
-                "encodings": ["f32", "f16", "i16mm"], "compressions": ["none"], "items": len(self.items),
+                "encodings": ["f32", "f16", "i16mm"], "compressions": list(protocol.COMPRESSIONS),
+                "items": len(self.items),
                 "max_message_bytes": None, "max_request_bytes": MAX_REQUEST_BYTES}
 
     async def _http(self, connection: Any, request: Any) -> Any:
@@ -257,7 +260,9 @@ class FileViewServer:
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found; routes: /view, /v1 (websocket), /health\n")
 
     async def _session(self, ws: Any) -> None:
-        with contextlib.suppress(Exception):
+        from websockets.exceptions import ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed):  # a closed page ends its session; nothing else should
             async for message in ws:
                 try:
                     req = protocol.parse_request(message)
@@ -276,6 +281,6 @@ class FileViewServer:
                 elif req.op == "unsubscribe":
                     await ws.send(json.dumps({"type": "unsubscribed"}))
                     continue
-                for data in await asyncio.to_thread(self.messages, req.encoding):
+                for data in await asyncio.to_thread(self.messages, req.encoding, req.compress):
                     await ws.send(data)
 

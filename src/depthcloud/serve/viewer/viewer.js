@@ -5,7 +5,8 @@
 // vertex shader, x = (u - cx)/fx·z, y = (v - cy)/fy·z (depthcloud.geometry.Unprojector's geometry),
 // then rotated into the served frame; point messages (f32/f16/i16mm xyz, optional rgb, optional
 // faces for meshes from `depthcloud view`) are drawn as they come. Only the newest message is kept:
-// one arriving while the previous is still being decoded replaces the waiting one (counted as dropped).
+// one arriving before the previous frame is decoded and drawn replaces the waiting one (counted as
+// dropped), so a slow page never decodes a frame it will not draw.
 
 const params = new URLSearchParams(location.search);
 const hashParams = new URLSearchParams(location.hash.replace(/^#/, ""));
@@ -13,6 +14,9 @@ const option = (key, fallback) => params.get(key) ?? hashParams.get(key) ?? fall
 const TOKEN = option("token", null);
 const WANT_ENCODING = option("encoding", "auto");
 const DECIMATION = option("decimation", null);
+// Over a network the depth image is deflated (~5× fewer bytes); on this machine the CPU is dearer.
+const LOOPBACK = /^(localhost|127(\.\d+){3}|\[::1\])$/.test(location.hostname);
+const COMPRESS = option("compress", LOOPBACK ? "none" : "deflate");
 
 const FRAME_AXES = {
   optical: { fwd: [0, 0, 1], up: [0, -1, 0] },
@@ -176,7 +180,7 @@ function compile(gl, vsText, fsText) {
 // -- wire format -----------------------------------------------------------------------------------
 const DTYPE_BYTES = { "<f4": 4, "<u4": 4, "<f2": 2, "<i2": 2, "<u2": 2, u1: 1, jpeg: 1 };
 
-export function parseMessage(buf) {
+export async function parseMessage(buf) {
   const dv = new DataView(buf);
   const magic = String.fromCharCode(dv.getUint8(0), dv.getUint8(1), dv.getUint8(2), dv.getUint8(3));
   if (magic !== "DCPC") throw new Error(`bad magic ${magic}`);
@@ -184,9 +188,16 @@ export function parseMessage(buf) {
   if (version !== 1) throw new Error(`protocol version ${version} is not supported`);
   const headLen = dv.getUint32(6, true);
   const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 10, headLen)));
-  if (header.compress !== "none") throw new Error(`compression ${header.compress} is not supported here`);
-  const fields = {};
   let off = 10 + headLen;
+  if (header.compress === "deflate") {  // zlib stream: the browser inflates it natively
+    const inflated = new Blob([buf.slice(off)]).stream().pipeThrough(new DecompressionStream("deflate"));
+    buf = await new Response(inflated).arrayBuffer();
+    off = 0;
+  } else if (header.compress !== "none") {
+    throw new Error(`compression ${header.compress} is not supported here`);
+  }
+  if (buf.byteLength - off !== header.body_bytes) throw new Error("the body's length differs from the header's");
+  const fields = {};
   for (const f of header.fields) {
     const count = f.shape.reduce((a, b) => a * b, 1);
     const size = count * (DTYPE_BYTES[f.dtype] ?? NaN);
@@ -201,7 +212,7 @@ export function parseMessage(buf) {
 class Viewer {
   constructor(canvas) {
     this.canvas = canvas;
-    const gl = canvas.getContext("webgl2", { antialias: false, preserveDrawingBuffer: true, alpha: false });
+    const gl = canvas.getContext("webgl2", { antialias: false, preserveDrawingBuffer: false, alpha: false });
     if (!gl) throw new Error("this browser has no WebGL2");
     this.gl = gl;
     this.compactProg = compile(gl, COMPACT_VS, COMPACT_FS);
@@ -269,13 +280,17 @@ class Viewer {
     let h = Infinity;
     for (const it of this.items.values()) h = Math.min(h, it.heightRange[0]);
     this.gridHeight = Number.isFinite(h) ? h - 0.01 : 0;
-    this.guides = null;
+    if (this.guides) {  // rebuilt at the new height on the next draw
+      for (const b of this.guides.buffers) this.gl.deleteBuffer(b);
+      this.gl.deleteVertexArray(this.guides.vao);
+      this.guides = null;
+    }
     this.dirty = true;
   }
 
   // -- items -------------------------------------------------------------------------------------
   async ingest(msg) {
-    const { header, fields } = parseMessage(msg.buf);
+    const { header, fields } = await parseMessage(msg.buf);
     const index = header.item ?? 0;
     if (header.items !== undefined) for (const k of [...this.items.keys()]) if (k >= header.items) this.dropItem(k);
     if (header.frame !== this.frame && FRAME_AXES[header.frame]) { this.frame = header.frame; this.viewed = false; }
@@ -323,21 +338,28 @@ class Viewer {
         count++;
       }
     }
-    const item = old && old.kind === "compact" && old.width === w && old.height === h ? old
-      : { kind: "compact", width: w, height: h, depthTex: gl.createTexture(), colorTex: gl.createTexture() };
-    if (old && item !== old) this.dropItemObjects(old);
+    // Textures are allocated once per image size (immutable storage) and only refilled per frame.
+    let item = old;
+    if (!(old && old.kind === "compact" && old.width === w && old.height === h)) {
+      if (old) this.dropItemObjects(old);
+      item = { kind: "compact", width: w, height: h, depthTex: gl.createTexture(), colorTex: gl.createTexture() };
+      gl.bindTexture(gl.TEXTURE_2D, item.depthTex);
+      gl.texStorage2D(gl.TEXTURE_2D, 1, gl.R16UI, w, h);
+      setNearest(gl);
+      gl.bindTexture(gl.TEXTURE_2D, item.colorTex);
+      gl.texStorage2D(gl.TEXTURE_2D, 1, gl.RGBA8, w, h);
+      setNearest(gl);
+    }
     gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
     gl.bindTexture(gl.TEXTURE_2D, item.depthTex);
-    gl.texImage2D(gl.TEXTURE_2D, 0, gl.R16UI, w, h, 0, gl.RED_INTEGER, gl.UNSIGNED_SHORT, depth);
-    setNearest(gl);
+    gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, w, h, gl.RED_INTEGER, gl.UNSIGNED_SHORT, depth);
     item.hasColor = Boolean(fields.color);
     if (fields.color) {
       const bitmap = await createImageBitmap(new Blob([fields.color.bytes], { type: "image/jpeg" }),
         { colorSpaceConversion: "none", premultiplyAlpha: "none" });
       gl.bindTexture(gl.TEXTURE_2D, item.colorTex);
       gl.pixelStorei(gl.UNPACK_COLORSPACE_CONVERSION_WEBGL, gl.NONE);
-      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, bitmap);
-      setNearest(gl);
+      gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, gl.RGBA, gl.UNSIGNED_BYTE, bitmap);
       bitmap.close();
     }
     Object.assign(item, {
@@ -494,15 +516,17 @@ class Viewer {
       line([0, 0, 0], [0.5, 0, 0], [0.95, 0.3, 0.3]);
       line([0, 0, 0], [0, 0.5, 0], [0.3, 0.9, 0.35]);
       line([0, 0, 0], [0, 0, 0.5], [0.35, 0.5, 1.0]);
-      const vao = gl.createVertexArray();
+      const vao = gl.createVertexArray(), buffers = [];
       gl.bindVertexArray(vao);
       for (const [loc, data] of [[0, pos], [1, col]]) {
-        gl.bindBuffer(gl.ARRAY_BUFFER, gl.createBuffer());
+        const buf = gl.createBuffer();
+        buffers.push(buf);
+        gl.bindBuffer(gl.ARRAY_BUFFER, buf);
         gl.bufferData(gl.ARRAY_BUFFER, new Float32Array(data), gl.STATIC_DRAW);
         gl.enableVertexAttribArray(loc);
         gl.vertexAttribPointer(loc, 3, gl.FLOAT, false, 0, 0);
       }
-      this.guides = { vao, count: pos.length / 3 };
+      this.guides = { vao, buffers, count: pos.length / 3 };
     }
     const p = this.linesProg;
     gl.useProgram(p.prog);
@@ -514,8 +538,9 @@ class Viewer {
   // -- interaction -------------------------------------------------------------------------------
   orbit(dx, dy) {
     const c = this.camera;
-    c.yaw -= dx * 0.005;
-    c.pitch = Math.max(-1.55, Math.min(1.55, c.pitch + dy * 0.005));
+    // The scene follows the hand: dragging right swings the eye left, dragging down lifts it.
+    c.yaw += dx * 0.005;
+    c.pitch = Math.max(-1.55, Math.min(1.55, c.pitch - dy * 0.005));
     this.dirty = true;
   }
 
@@ -593,7 +618,7 @@ function bindControls(viewer) {
 // -- connection: newest message only, reconnect with backoff --------------------------------------
 const stats = {
   state: "connecting", received: 0, drawn: 0, dropped: 0, errors: 0, reconnects: 0, points: 0, bytes: 0,
-  encoding: null, seq: null, latencyMs: null, lastError: null, source: null, recvTimes: [], drawTimes: [],
+  encoding: null, seq: null, latencyMs: null, ingestMs: null, lastError: null, source: null, recvTimes: [], drawTimes: [],
 };
 window.depthcloudViewer = { stats };
 
@@ -615,20 +640,25 @@ function start() {
 
   const request = (doc) => { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(doc)); };
   const subscribe = () => {
-    const doc = { op: "subscribe", encoding, colors: true };
+    const doc = { op: "subscribe", encoding, colors: true, compress: COMPRESS };
     if (DECIMATION) doc.decimation = Number(DECIMATION);
     stats.encoding = encoding;
     request(doc);
   };
 
+  // Decode the newest message only once the previous frame is on screen: a frame that could not be
+  // drawn costs no decoding or upload (it is replaced while it waits, and counted as dropped).
   async function pump() {
-    if (busy || !pending) return;
+    if (busy || !pending || fresh) return;
     busy = true;
     const msg = pending;
     pending = null;
     try {
+      const t0 = performance.now();
       const item = await viewer.ingest(msg);
+      stats.ingestMs = performance.now() - t0;
       fresh = { t: msg.t, item };
+      stats.lastError = null;  // a frame drawn again: an earlier server error is over
     } catch (err) {
       stats.errors++;
       stats.lastError = String(err.message ?? err);
@@ -713,6 +743,7 @@ function start() {
       stats.state,
       `recv ${rate(stats.recvTimes).toFixed(1)} fps`,
       `drawn ${rate(stats.drawTimes).toFixed(1)} fps`,
+      `dropped ${stats.dropped}`,
       `${stats.points.toLocaleString("en-US")} pts`,
       `${(stats.bytes / 1024).toFixed(0)} KiB/frame${stats.encoding ? ` (${stats.encoding})` : ""}`,
       `latency ${stats.latencyMs === null ? "–" : stats.latencyMs.toFixed(0)} ms`,
