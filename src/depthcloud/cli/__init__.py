@@ -36,7 +36,7 @@ def _register() -> None:
     from depthcloud.cli import core
 
     core.register(app)
-    for name in ("calib", "sources", "serve", "amiga"):
+    for name in ("calib", "sources", "serve", "amiga", "fuse", "mesh"):
         try:
             module = __import__(f"depthcloud.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:
