@@ -245,6 +245,7 @@ def register(app: typer.Typer) -> None:
         depth: Annotated[Path | None, typer.Option("--depth", help="Write the depth as 16-bit PNG in millimetres (0 = invalid).")] = None,
         preview: Annotated[Path | None, typer.Option("--preview", help="Write left | disparity | depth | right as PNG.")] = None,
         views: Annotated[Path | None, typer.Option("--views", help="Write renders of the cloud (front, left, right) as PNG.")] = None,
+        mesh: Annotated[Path | None, typer.Option("--mesh", help="Write a triangle mesh of the depth (.ply .obj .glb), cut at depth jumps.")] = None,
         preset: Annotated[str, typer.Option("--preset", help="fast, balanced or quality (or the baselines tutorial, opencv).")] = "balanced",
         min_depth: Annotated[float | None, typer.Option("--min-depth", help="Nearest depth to search (metres); sets the disparity range.")] = None,
         max_depth: Annotated[float | None, typer.Option("--max-depth", help="Farthest depth to search and keep (metres).")] = None,
@@ -262,7 +263,7 @@ def register(app: typer.Typer) -> None:
         pairs = _pairs(left, right)
         many = len(pairs) > 1 or left.is_dir()
         extras = {"disparity": (disparity, ".pfm"), "depth": (depth, ".png"), "preview": (preview, ".png"),
-                  "views": (views, ".png")}
+                  "views": (views, ".png"), "mesh": (mesh, ".ply")}
         jobs = []
         for lp, rp in pairs:
             outs = {"cloud": output / f"{lp.stem}.ply" if many else output}
@@ -279,6 +280,10 @@ def register(app: typer.Typer) -> None:
             except StereoError as exc:
                 raise StereoError(f"{exc.message} (right image: {rp})", path=lp) from exc
             _write_stereo(result, outs, overwrite=overwrite)
+            if "mesh" in outs:
+                from depthcloud.surface import stereo_mesh, write_mesh
+
+                write_mesh(outs["mesh"], stereo_mesh(result, max_depth_m=max_depth), overwrite=overwrite)
             if not many:
                 console.print(f"cloud: {outs['cloud']} ({len(result.cloud.points)} points)")
                 for k, p in outs.items():

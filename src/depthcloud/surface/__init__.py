@@ -6,7 +6,7 @@ images and clouds, and reads and writes them. It must not import sources, the se
 
 from __future__ import annotations
 
-from depthcloud.surface.gridmesh import mesh_from_depth
+from depthcloud.surface.gridmesh import mesh_from_depth, stereo_mesh
 from depthcloud.surface.mesh import TriangleMesh
 from depthcloud.surface.meshio import read_mesh, write_mesh
 from depthcloud.surface.normals import cloud_with_normals, depth_normals, estimate_normals
@@ -18,5 +18,6 @@ __all__ = [
     "estimate_normals",
     "mesh_from_depth",
     "read_mesh",
+    "stereo_mesh",
     "write_mesh",
 ]

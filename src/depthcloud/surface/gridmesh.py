@@ -30,10 +30,11 @@ import numpy as np
 
 from depthcloud import _validate as v
 from depthcloud._jit import HAVE_NUMBA
+from depthcloud.errors import InputError
 from depthcloud.surface._organized import edge_coefficients, edge_ok, organized_points
 from depthcloud.surface.mesh import TriangleMesh
 
-__all__ = ["DEFAULT_MAX_ANGLE_DEG", "DEFAULT_MAX_EDGE_DISP_PX", "DEFAULT_MAX_EDGE_REL", "mesh_from_depth"]
+__all__ = ["DEFAULT_MAX_ANGLE_DEG", "DEFAULT_MAX_EDGE_DISP_PX", "DEFAULT_MAX_EDGE_REL", "mesh_from_depth", "stereo_mesh"]
 
 #: Depth images: neighbours join when their depths differ by at most 5 % (5 cm at 1 m). A surface seen
 #: at 80° from a camera of f = 600 px steps by about 1 % of its depth per pixel, so real surfaces stay
@@ -231,3 +232,25 @@ def mesh_from_depth(
     cols = None if rgb is None else np.ascontiguousarray(rgb.reshape(-1, 3)[used])
     mesh = TriangleMesh._trusted(verts, vertex_of[pix_faces].astype(np.int32), cols, None, "optical")
     return mesh.with_vertex_normals() if normals else mesh
+
+
+def stereo_mesh(
+    result: Any,
+    *,
+    max_edge_disp_px: float = DEFAULT_MAX_EDGE_DISP_PX,
+    max_angle_deg: float = DEFAULT_MAX_ANGLE_DEG,
+    min_depth_m: float | None = None,
+    max_depth_m: float | None = None,
+) -> TriangleMesh:
+    """The mesh of a :class:`depthcloud.stereo.StereoResult`: its matched pixels (those its cloud
+    holds; hole-filled ones are left out), coloured from the rectified left image, joined where
+    neighbouring disparities differ by at most ``max_edge_disp_px`` pixels. In the rectified left
+    camera's optical frame; depth limits in metres (None: no limit)."""
+    for name in ("depth", "matched", "left", "rig"):
+        if not hasattr(result, name):
+            raise InputError(f"result: expected a StereoResult, got {type(result).__name__}")
+    depth = np.where(result.matched, result.depth, np.float32(0.0))
+    return mesh_from_depth(depth, result.rig.left.undistorted(), color=result.left, max_edge_rel=0.0,
+                           max_edge_disp_px=max_edge_disp_px, baseline_m=result.rig.baseline_m,
+                           max_angle_deg=max_angle_deg, min_depth_m=min_depth_m or 0.0,
+                           max_depth_m=np.inf if max_depth_m is None else max_depth_m)
