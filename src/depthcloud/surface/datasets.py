@@ -149,7 +149,8 @@ def _quat_to_R(q: np.ndarray) -> np.ndarray:
     ], 1)
 
 
-def _rows(text: str, p: Path) -> list[tuple[int, list[str]]]:
+def _rows(text: str) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of the lines that are not blank or # comments; commas count as spaces."""
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         s = line.strip()
@@ -183,7 +184,7 @@ def read_trajectory(path: PathArg) -> Trajectory:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError("not a text trajectory (not UTF-8)", path=p) from exc
-    rows = _rows(text, p)
+    rows = _rows(text)
     if not rows:
         raise FormatError("no poses in the file", path=p)
     widths = {len(f) for _, f in rows}
@@ -301,7 +302,7 @@ class RGBDSequence:
         match = self.path / "rgbd.match"
         if match.is_file():
             items = []
-            for n, fields in _rows(match.read_text(encoding="utf-8"), match):
+            for n, fields in _rows(match.read_text(encoding="utf-8")):
                 if len(fields) != 2:
                     raise FormatError(f"expected 'depth/NAME color/NAME', got {' '.join(fields)[:60]!r}", path=match,
                                       line=n)
@@ -322,7 +323,7 @@ class RGBDSequence:
     def _tum_list(self, name: str) -> tuple[np.ndarray, list[Path]]:
         f = self.path / name
         stamps, paths = [], []
-        for n, fields in _rows(f.read_text(encoding="utf-8"), f):
+        for n, fields in _rows(f.read_text(encoding="utf-8")):
             if len(fields) < 2:
                 raise FormatError(f"expected 'stamp path', got {' '.join(fields)[:60]!r}", path=f, line=n)
             stamps.append(_floats(fields[:1], f, n)[0])
