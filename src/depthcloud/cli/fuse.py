@@ -37,8 +37,8 @@ def register(app: typer.Typer) -> None:
         max_depth: Annotated[float, typer.Option("--max-depth", help="Ignore depth farther than this (metres).")] = 3.0,
         min_weight: Annotated[int, typer.Option("--min-weight", help="Keep surface seen by at least this many "
                                                                      "frames.")] = 1,
-        preview: Annotated[Path | None, typer.Option("--preview", help="Write a shaded picture of the mesh, seen "
-                                                     "from the first camera, as PNG.")] = None,
+        preview: Annotated[Path | None, typer.Option("--preview", help="Write a shaded picture of the mesh, looking "
+                                                     "the way the first camera looked, as PNG.")] = None,
         ascii_: Annotated[bool, typer.Option("--ascii", help="Write ASCII PLY instead of binary.")] = False,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs that exist.")] = False,
     ) -> None:
