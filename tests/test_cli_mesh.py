@@ -152,3 +152,13 @@ def test_stereo_writes_a_mesh(artl, tmp_path, capsys):
     m = read_mesh(tmp_path / "m.glb")
     assert len(m) > 10000 and m.colors is not None
     assert np.median(m.vertices[:, 2]) == pytest.approx(1.78, rel=0.1)
+
+
+@pytest.mark.data
+def test_depth_frame_with_an_open3d_camera_json(data_dir, tmp_path, capsys):
+    d = need(data_dir, "rgbd_open3d_testdata")
+    code, _, err = run(capsys, "mesh", d / "RGBD/depth/00000.png", "--camera", d / "camera_primesense.json",
+                            "--color", d / "RGBD/color/00000.jpg", "-o", tmp_path / "room.ply", "--max-depth", "3")
+    assert code == 0, err
+    m = read_mesh(tmp_path / "room.ply")
+    assert len(m) > 100_000 and m.colors is not None and m.vertices[:, 2].max() <= 3.0

@@ -112,8 +112,9 @@ def test_knn_normals_compiled_equal_numpy_and_open3d(rng, monkeypatch):
 
 
 def test_knn_grid_search_is_exact_on_uneven_clouds(rng, monkeypatch):
-    """A dense cluster, a sparse halo and a flat disc: the grid is sized for the dense part, so halo
-    points outgrow the ring search and go to the k-d tree; every normal still equals the numpy path's."""
+    """A dense cluster, a sparse halo and a flat disc: the finest grid is sized for the dense part, the
+    disc finishes on coarser grids, the halo outgrows them all and goes to the k-d tree; every normal
+    still equals the numpy path's."""
     if not normals._HAVE_NUMBA:
         pytest.skip("numba disabled")
     pts = np.concatenate([rng.normal(0, 0.01, (3000, 3)), rng.uniform(-5, 5, (200, 3)),

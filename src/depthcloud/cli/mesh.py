@@ -38,6 +38,16 @@ def parse_max_edge(text: str | None, *, disparity: bool) -> tuple[float, float |
     return (0.0, value) if m.group(2) else (value, None)
 
 
+def _read_depth(inp: Path, intr: Any, depth_scale: float | None) -> np.ndarray:
+    from depthcloud.io.depthimage import read_depth
+
+    depth = read_depth(check_input(inp), depth_scale=depth_scale)
+    if depth.shape != intr.shape:
+        raise InputError(f"its size {depth.shape[1]}x{depth.shape[0]} differs from the intrinsics "
+                         f"{intr.width}x{intr.height}; pass the camera file of this image size", path=inp)
+    return depth
+
+
 def _grid(inp: Path, *, camera: Path | None, disparity: bool, color: Path | None, depth_scale: float | None,
           disparity_scale: float | None, max_edge: str | None, max_angle: float, min_depth: float,
           max_depth: float) -> Any:
@@ -45,7 +55,7 @@ def _grid(inp: Path, *, camera: Path | None, disparity: bool, color: Path | None
     from depthcloud.cli.core import CLOUD_EXTS, _read_color, read_disparity
     from depthcloud.geometry import disparity_to_depth
     from depthcloud.io.calibfiles import load_calibration
-    from depthcloud.io.depthimage import read_depth
+    from depthcloud.surface.datasets import load_camera
     from depthcloud.surface.gridmesh import mesh_from_depth
 
     if inp.suffix.lower() in CLOUD_EXTS:
@@ -54,9 +64,11 @@ def _grid(inp: Path, *, camera: Path | None, disparity: bool, color: Path | None
         what = "a disparity map needs --camera RIG (the rectified stereo rig)" if disparity else \
             "a depth image needs --camera FILE (the intrinsics of that image)"
         raise InputError(f"{what}; it says how pixels become points", path=inp)
-    cal = load_calibration(check_input(camera))
-    rig = cal if isinstance(cal, StereoRig) else None
     rel, px = parse_max_edge(max_edge, disparity=disparity)
+    rig = None
+    if disparity or px is not None:
+        cal = load_calibration(check_input(camera))
+        rig = cal if isinstance(cal, StereoRig) else None
     if disparity:
         if rig is None or not rig.rectified:
             raise InputError("--disparity needs a rectified stereo rig (Middlebury calib.txt or a rig file from "
@@ -72,11 +84,8 @@ def _grid(inp: Path, *, camera: Path | None, disparity: bool, color: Path | None
         if px is not None and rig is None:
             raise InputError(f"--max-edge {max_edge}: a step in disparity pixels needs a stereo rig in --camera; "
                              "give a fraction of the depth like 0.05")
-        intr = rig.left if rig is not None else cal
-        depth = read_depth(inp, depth_scale=depth_scale)
-        if depth.shape != intr.shape:
-            raise InputError(f"its size {depth.shape[1]}x{depth.shape[0]} differs from the intrinsics "
-                             f"{intr.width}x{intr.height}; pass the camera file of this image size", path=inp)
+        intr = rig.left if rig is not None else load_camera(camera)
+        depth = _read_depth(inp, intr, depth_scale)
     valid = depth[(depth > 0) & np.isfinite(depth)]
     if valid.size and float(np.median(valid)) > _IMPLAUSIBLE_MEDIAN_M:
         err_console.print(f"warning: {inp}: the median depth is {float(np.median(valid)):.0f} m; "
@@ -97,20 +106,14 @@ def _poisson(inp: Path, *, camera: Path | None, color: Path | None, depth_scale:
         cloud = read_cloud(check_input(inp)).within_range(min_depth, max_depth)
     else:
         # A depth image: its points, with normals from the pixel grid (better than from neighbours).
-        from depthcloud.camera import StereoRig
-        from depthcloud.io.calibfiles import load_calibration
-        from depthcloud.io.depthimage import read_depth
+        from depthcloud.surface.datasets import load_camera
         from depthcloud.surface.normals import cloud_with_normals
 
         if camera is None:
             raise InputError("a depth image needs --camera FILE (the intrinsics of that image); or give a cloud file",
                              path=inp)
-        cal = load_calibration(check_input(camera))
-        intr = cal.left if isinstance(cal, StereoRig) else cal
-        depth = read_depth(check_input(inp), depth_scale=depth_scale)
-        if depth.shape != intr.shape:
-            raise InputError(f"its size {depth.shape[1]}x{depth.shape[0]} differs from the intrinsics "
-                             f"{intr.width}x{intr.height}; pass the camera file of this image size", path=inp)
+        intr = load_camera(camera)
+        depth = _read_depth(inp, intr, depth_scale)
         cloud = cloud_with_normals(depth, intr, color=_read_color(color, depth.shape), min_depth_m=min_depth,
                                    max_depth_m=max_depth)
     if len(cloud) < 3:
@@ -119,7 +122,10 @@ def _poisson(inp: Path, *, camera: Path | None, color: Path | None, depth_scale:
         warnings.simplefilter("always")
         mesh = poisson_mesh(cloud, depth=poisson_depth, density_quantile=trim)
     for w in caught:
-        err_console.print(f"warning: {inp}: {w.message}")
+        if "depthcloud" in Path(w.filename).parts:
+            err_console.print(f"warning: {inp}: {w.message}")
+        else:  # another library's warning goes out as it came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return mesh
 
 
@@ -133,7 +139,7 @@ def register(app: typer.Typer) -> None:
                                              show_default=False)],
         method: Annotated[str, typer.Option("--method", help="grid (neighbouring pixels, cut at depth jumps) or "
                                                              "poisson (a surface fitted to the points).")] = "grid",
-        camera: Annotated[Path | None, typer.Option("--camera", help="Camera file of the depth image, or the "
+        camera: Annotated[Path | None, typer.Option("--camera", help="Camera file of the depth image (any calibration format, or Open3D camera JSON), or the "
                                                     "rectified stereo rig of a disparity map.")] = None,
         disparity: Annotated[bool, typer.Option("--disparity", help="INPUT is a disparity map (pixels) of the "
                                                 "rectified left image; --camera is its rig.")] = False,

@@ -10,9 +10,11 @@ camera at the origin unless told otherwise): n·(viewpoint − p) ≥ 0.
   used; a pixel with no usable horizontal or vertical neighbour has no normal.
 * Any cloud (:func:`estimate_normals`): principal component analysis of the k nearest points (the
   point itself included, as Open3D and PCL count it): the normal is the eigenvector of the smallest
-  eigenvalue of their covariance. The compiled path finds neighbours with a uniform grid and solves
-  each 3×3 eigenproblem in closed form; the numpy path uses scipy's cKDTree and a batched ``eigh``.
-  Both give the same neighbours, so the same normals to rounding.
+  eigenvalue of their covariance. The compiled path finds neighbours with uniform grids, finest
+  first (a point moves to a grid of twice the cell size until its k nearest are proven to lie in
+  the 3×3×3 block around it; isolated points end in a k-d tree) and solves each 3×3 eigenproblem in
+  closed form; the numpy path uses scipy's cKDTree and a batched ``eigh``. Both give the same
+  neighbours, so the same normals to rounding.
 
 This module must not import sources, the server or the CLI.
 """
@@ -32,8 +34,8 @@ from depthcloud.surface._organized import edge_coefficients, edge_ok, organized_
 __all__ = ["cloud_with_normals", "depth_normals", "estimate_normals"]
 
 _HAVE_NUMBA = HAVE_NUMBA
-# Rings of cells the grid search may widen to before a point is handed to the k-d tree.
-_MAX_RING = 3
+# Grids the search may coarsen through (each twice the cell size of the last) before the k-d tree.
+_LEVELS = 8
 
 
 # -- organized data -----------------------------------------------------------------------------
@@ -222,46 +224,6 @@ if _HAVE_NUMBA:
         return m
 
     @njit(cache=True, nogil=True)
-    def _cell_range(key, cells, starts):  # type: ignore[no-untyped-def]
-        c = np.searchsorted(cells, key)
-        if c >= cells.shape[0] or cells[c] != key:
-            return 0, 0
-        return starts[c], starts[c + 1]
-
-    @njit(cache=True, nogil=True)
-    def _knn_rings(points, i, c, cells, starts, origin, size, dims, k, best_d, best_i):  # type: ignore[no-untyped-def]
-        """The k nearest points of point i (cell c), searching cubes of cells that grow until the
-        k-th distance lies inside the searched cube; returns how many were found, or −1 when that
-        needs more than _MAX_RING rings (a point far from the others: left to the k-d tree)."""
-        p = points[i].astype(np.float64)
-        found = 0
-        for ring in range(_MAX_RING + 1):
-            for dx in range(-ring, ring + 1):
-                ix = c[0] + dx
-                if ix < 0 or ix >= dims[0]:
-                    continue
-                for dy in range(-ring, ring + 1):
-                    iy = c[1] + dy
-                    if iy < 0 or iy >= dims[1]:
-                        continue
-                    for dz in range(-ring, ring + 1):
-                        iz = c[2] + dz
-                        if iz < 0 or iz >= dims[2] or max(abs(dx), abs(dy), abs(dz)) != ring:
-                            continue  # outside the grid, or an inner cell searched in an earlier ring
-                        a, b = _cell_range((ix * dims[1] + iy) * dims[2] + iz, cells, starts)
-                        for j in range(a, b):
-                            d = 0.0
-                            for t in range(3):
-                                e = np.float64(points[j, t]) - p[t]
-                                d += e * e
-                            found = _insert(d, j, found, k, best_d, best_i)
-            if found == k and best_d[k - 1] <= _margin(p, c, ring, origin, size) ** 2:
-                return found
-            if ring >= dims[0] and ring >= dims[1] and ring >= dims[2]:
-                return found  # the whole grid is searched
-        return -1
-
-    @njit(cache=True, nogil=True)
     def _pca_normal(points, i, best_i, found, view, out):  # type: ignore[no-untyped-def]
         """Smallest principal axis of the found neighbours, turned towards ``view``, into out[i]."""
         px, py, pz = np.float64(points[i, 0]), np.float64(points[i, 1]), np.float64(points[i, 2])
@@ -293,94 +255,121 @@ if _HAVE_NUMBA:
         out[i, 2] = nz
 
     @njit(parallel=True, cache=True, nogil=True)
-    def _knn_pca(points, cells, starts, origin, size, dims, k, view, out, far):  # type: ignore[no-untyped-def]
-        """Normals of ``points`` sorted by cell (``cells``: the sorted occupied cell keys, ``starts``:
-        where each cell's points begin). Cell by cell: the points of the 3×3×3 cells around a cell
-        are gathered once and serve each of its points; a point whose k-th neighbour may lie outside
-        that block searches wider rings of cells on its own, and is marked in ``far`` when even those
-        are not enough."""
-        for ci in prange(cells.shape[0]):
-            key = cells[ci]
-            c = np.empty(3, np.int64)
-            c[0] = key // (dims[1] * dims[2])
-            c[1] = (key // dims[2]) % dims[1]
-            c[2] = key % dims[2]
-            ranges = np.zeros((27, 2), np.int64)
-            total = 0
-            for q in range(27):
-                ix, iy, iz = c[0] + q // 9 - 1, c[1] + (q // 3) % 3 - 1, c[2] + q % 3 - 1
-                if 0 <= ix < dims[0] and 0 <= iy < dims[1] and 0 <= iz < dims[2]:
-                    ranges[q, 0], ranges[q, 1] = _cell_range((ix * dims[1] + iy) * dims[2] + iz, cells, starts)
-                    total += ranges[q, 1] - ranges[q, 0]
-            cand = np.empty((total, 3), np.float64)
-            cand_i = np.empty(total, np.int64)
-            t = 0
-            for q in range(27):
-                for j in range(ranges[q, 0], ranges[q, 1]):
-                    cand[t, 0] = points[j, 0]
-                    cand[t, 1] = points[j, 1]
-                    cand[t, 2] = points[j, 2]
-                    cand_i[t] = j
-                    t += 1
+    def _knn_pca(points, cells, starts, origin, size, dims, k, view, todo, out, far):  # type: ignore[no-untyped-def]
+        """Normals of the ``todo`` points of ``points`` sorted by cell (``cells``: the sorted occupied
+        cell keys, ``starts``: where each cell's points begin). Each point scans the 3×3×3 block of
+        cells around its own — nine runs of consecutive keys, so nine contiguous runs of points; a
+        point whose k-th neighbour may lie outside the block (not proven closer than the block's
+        faces) is marked in ``far`` for a coarser grid."""
+        m = cells.shape[0]
+        chunk = 64
+        for ch in prange((m + chunk - 1) // chunk):
             best_d = np.empty(k, np.float64)
             best_i = np.empty(k, np.int64)
+            runs = np.empty((9, 2), np.int64)
+            c = np.empty(3, np.int64)
             p = np.empty(3, np.float64)
-            for i in range(starts[ci], starts[ci + 1]):
-                p[0], p[1], p[2] = points[i, 0], points[i, 1], points[i, 2]
-                found = 0
-                for t in range(total):
-                    ex, ey, ez = cand[t, 0] - p[0], cand[t, 1] - p[1], cand[t, 2] - p[2]
-                    found = _insert(ex * ex + ey * ey + ez * ez, cand_i[t], found, k, best_d, best_i)
-                if found < k or best_d[k - 1] > _margin(p, c, 1, origin, size) ** 2:
-                    found = _knn_rings(points, i, c, cells, starts, origin, size, dims, k, best_d, best_i)
-                if found < 0:
-                    far[i] = True
+            for ci in range(ch * chunk, min(m, (ch + 1) * chunk)):
+                any_todo = False
+                for i in range(starts[ci], starts[ci + 1]):
+                    any_todo = any_todo or todo[i]
+                if not any_todo:
                     continue
-                _pca_normal(points, i, best_i, found, view, out)
+                key = cells[ci]
+                c[0] = key // (dims[1] * dims[2])
+                c[1] = (key // dims[2]) % dims[1]
+                c[2] = key % dims[2]
+                whole = True  # does the block cover the whole grid (then it holds every point)?
+                for a in range(3):
+                    whole = whole and c[a] <= 1 and c[a] >= dims[a] - 2
+                zlo, zhi = max(c[2] - 1, 0), min(c[2] + 1, dims[2] - 1)
+                nruns = 0
+                for q in range(9):
+                    ix, iy = c[0] + q // 3 - 1, c[1] + q % 3 - 1
+                    if ix < 0 or ix >= dims[0] or iy < 0 or iy >= dims[1]:
+                        continue
+                    base = (ix * dims[1] + iy) * dims[2]
+                    lo = np.searchsorted(cells, base + zlo)
+                    hi = lo
+                    while hi < m and cells[hi] <= base + zhi:
+                        hi += 1
+                    if hi > lo:
+                        runs[nruns, 0], runs[nruns, 1] = starts[lo], starts[hi]
+                        nruns += 1
+                for i in range(starts[ci], starts[ci + 1]):
+                    if not todo[i]:
+                        continue
+                    p[0], p[1], p[2] = points[i, 0], points[i, 1], points[i, 2]
+                    found = 0
+                    for r in range(nruns):
+                        for j in range(runs[r, 0], runs[r, 1]):
+                            ex = np.float64(points[j, 0]) - p[0]
+                            ey = np.float64(points[j, 1]) - p[1]
+                            ez = np.float64(points[j, 2]) - p[2]
+                            d = ex * ex + ey * ey + ez * ez
+                            if found < k or d <= best_d[k - 1]:
+                                found = _insert(d, j, found, k, best_d, best_i)
+                    if not whole and (found < k or best_d[k - 1] > _margin(p, c, 1, origin, size) ** 2):
+                        far[i] = True
+                        continue
+                    _pca_normal(points, i, best_i, found, view, out)
 
 
-def _grid_for(points: np.ndarray, k: int) -> tuple[np.ndarray, float, np.ndarray]:
-    """(origin, cell size, cells per axis) of a grid with about k/3 points in an occupied cell, so a
-    3×3×3 block of cells on a surface holds a few times k points."""
+def _grid_for(points: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """(origin, cell size) of the finest grid: cells of 1/0.7 times the distance to the k-th
+    neighbour of the densest quarter of the points, estimated on a subsample (whose k·m/n-th
+    neighbour is as far as the full cloud's k-th). Dense parts finish on this grid with few
+    candidates each; sparser parts move on to coarser ones (cheaper, measured, than one grid sized
+    for the median point)."""
+    from scipy.spatial import cKDTree
+
     lo = points.min(axis=0).astype(np.float64)
-    hi = points.max(axis=0).astype(np.float64)
-    extent = np.maximum(hi - lo, 1e-9)
+    extent = np.maximum(points.max(axis=0).astype(np.float64) - lo, 1e-9)
     n = points.shape[0]
-    size = float(np.prod(extent) / n) ** (1.0 / 3.0)
-    size = max(size, float(extent.max()) / 2.0**20)
-    target = max(k / 3.0, 1.0)
-    sample = points if n <= 200_000 else points[:: n // 200_000]
-    skeys = np.empty(sample.shape[0], np.int64)
-    for _ in range(4):
-        dims = np.minimum(np.floor(extent / size).astype(np.int64) + 1, 2**20)
-        _cell_keys(sample, lo, size, dims, skeys)
-        per_cell = sample.shape[0] / np.unique(skeys).shape[0] * (n / sample.shape[0])
-        ratio = target / per_cell
-        if 0.6 < ratio < 1.6:
-            break
-        # Points per cell grow as size² on a surface, size³ in a volume: step as if on a surface.
-        size = max(size * float(np.clip(np.sqrt(ratio), 0.1, 10.0)), float(extent.max()) / 2.0**20)
-    dims = np.minimum(np.floor(extent / size).astype(np.int64) + 1, 2**20)
-    return lo, size, dims
+    floor = float(extent.max()) / 2.0**20  # keeps every key within 20 bits per axis
+    rng = np.random.default_rng(0)
+    m = min(n, 20_000)
+    sub = points if m == n else points[rng.choice(n, m, replace=False)]
+    kk = max(1, min(m - 1, round(k * m / n)))
+    probe = sub[rng.choice(m, min(m, 2000), replace=False)]
+    dist, _ = cKDTree(sub).query(probe, k=kk + 1)  # +1: the probe itself is in the subsample
+    radius = float(np.percentile(dist[:, -1], 25))
+    size = radius / 0.7 if radius > 0 else float(np.prod(extent) / n) ** (1.0 / 3.0)
+    return lo, max(size, floor)
 
 
 def _estimate_numba(points: np.ndarray, k: int, view: np.ndarray) -> np.ndarray:
-    origin, size, dims = _grid_for(points, k)
-    keys = np.empty(points.shape[0], np.int64)
-    _cell_keys(points, origin, size, dims, keys)
-    # Points sorted by cell: each cell's points are contiguous, and neighbours are near in memory.
-    order = np.argsort(keys, kind="stable")
-    cells, starts = np.unique(keys[order], return_index=True)
-    starts = np.append(starts, points.shape[0]).astype(np.int64)
-    sorted_out = np.empty(points.shape, np.float32)
-    far = np.zeros(points.shape[0], bool)
-    _knn_pca(np.ascontiguousarray(points[order]), cells, starts, origin, size, dims, k, view, sorted_out, far)
-    out = np.empty_like(sorted_out)
-    out[order] = sorted_out
-    if far.any():
-        # Isolated points (outliers, sparse far returns): a k-d tree finds their neighbours at any range.
-        lonely = order[far]
-        out[lonely] = _estimate_numpy(points, k, view, -1, subset=lonely)
+    """Grid search, finest grid first: a point whose neighbours are not proven inside its 3×3×3
+    block goes to a grid of twice the cell size (sparse parts of a cloud, far from the sensor), and
+    what is left after _LEVELS grids to the k-d tree."""
+    n = points.shape[0]
+    origin, size = _grid_for(points, k)
+    extent = np.maximum(points.max(axis=0).astype(np.float64) - origin, 1e-9)
+    out = np.empty(points.shape, np.float32)
+    todo = np.ones(n, bool)
+    keys = np.empty(n, np.int64)
+    for _ in range(_LEVELS):
+        dims = np.minimum(np.floor(extent / size).astype(np.int64) + 1, 2**20)
+        _cell_keys(points, origin, size, dims, keys)
+        # Points sorted by cell: each cell's points are contiguous, and neighbours near in memory.
+        order = np.argsort(keys, kind="stable")
+        cells, starts = np.unique(keys[order], return_index=True)
+        starts = np.append(starts, n).astype(np.int64)
+        todo_s = todo[order]
+        out_s = np.empty(points.shape, np.float32)
+        far_s = np.zeros(n, bool)
+        _knn_pca(np.ascontiguousarray(points[order]), cells, starts, origin, size, dims, k, view, todo_s, out_s,
+                 far_s)
+        done = todo_s & ~far_s
+        out[order[done]] = out_s[done]
+        todo = np.zeros(n, bool)
+        todo[order[far_s]] = True
+        if not todo.any():
+            return out
+        size *= 2.0
+    # Isolated points (outliers, stray far returns): a k-d tree finds their neighbours at any range.
+    lonely = np.flatnonzero(todo)
+    out[lonely] = _estimate_numpy(points, k, view, -1, subset=lonely)
     return out
 
 
