@@ -129,6 +129,19 @@ def test_fuse_recording_with_npy_poses(tmp_path: Path, capsys) -> None:
     code, _, err = run(capsys, "fuse", rec, "--poses", tmp_path / "poses.npy", "-o", tmp_path / "r.glb")
     assert code == 0, err
     assert np.percentile(_sphere_error(tmp_path / "r.glb"), 99) < 0.005
+    # --camera replaces the recorded intrinsics (a wrong size is named); --depth-scale makes no sense
+    code, _, err = run(capsys, "fuse", rec, "--poses", tmp_path / "poses.npy", "-o", tmp_path / "r2.ply",
+                       "--camera", _camera_json(tmp_path / "cam.json"))
+    assert code == 0, err
+    small = {"width": 16, "height": 12, "intrinsic_matrix": [20.0, 0, 0, 0, 20.0, 0, 7.5, 5.5, 1]}
+    (tmp_path / "small.json").write_text(json.dumps(small))
+    code, _, err = run(capsys, "fuse", rec, "--poses", tmp_path / "poses.npy", "-o", tmp_path / "r3.ply",
+                       "--camera", tmp_path / "small.json")
+    one_line_error(code, err, "r.dcrec", "camera 16x12 from --camera")
+    code, _, err = run(capsys, "fuse", rec, "--poses", tmp_path / "poses.npy", "-o", tmp_path / "r3.ply",
+                       "--depth-scale", "0.001")
+    one_line_error(code, err, "a recording stores depth in metres already")
+    assert not (tmp_path / "r3.ply").exists()
 
 
 def test_fewer_poses_than_frames_is_one_line_and_writes_nothing(redwood: Path, tmp_path: Path, capsys) -> None:

@@ -6,14 +6,47 @@ nothing is written when the volume stays empty.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
 
+from depthcloud.camera import Intrinsics
 from depthcloud.cli._common import check_output, console, err_console, progress
 from depthcloud.errors import InputError
+from depthcloud.frame import Frame
+
+
+def _open_frames(path: Path, camera: Intrinsics | None,
+                 depth_scale: float | None) -> tuple[int, np.ndarray | None, Iterator[Frame]]:
+    """How many frames, their stamps (None: match poses by order) and the frames, read one at a time."""
+    from depthcloud.surface.datasets import open_rgbd, with_camera
+
+    if not (path.is_file() and path.suffix.lower() == ".dcrec"):
+        seq = open_rgbd(path, camera=camera, depth_scale=depth_scale)
+        if seq.skipped:
+            err_console.print(f"warning: {seq.skipped} depth image(s) had no colour image within 0.02 s and were "
+                              "skipped")
+        return len(seq), seq.stamps, iter(seq)
+    from depthcloud.sources.replay import RecordingReader
+
+    if depth_scale is not None:
+        raise InputError("--depth-scale: a recording stores depth in metres already")
+    with RecordingReader(path) as reader:
+        stamps = np.array([f.stamp for f in reader], np.float64)
+    if len(stamps) == 0:
+        raise InputError("the recording has no whole frames", path=path)
+
+    def frames() -> Iterator[Frame]:
+        with RecordingReader(path) as reader:
+            for f in reader:  # a --camera replaces the recorded intrinsics
+                yield f if camera is None else with_camera(f.depth, camera, f.color, seq=f.seq, stamp=f.stamp,
+                                                           where=path)
+
+    return len(stamps), stamps, frames()
 
 
 def register(app: typer.Typer) -> None:
@@ -43,7 +76,7 @@ def register(app: typer.Typer) -> None:
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs that exist.")] = False,
     ) -> None:
         """Fuse posed depth frames (TSDF, sparse voxel blocks) into one coloured mesh."""
-        from depthcloud.surface.datasets import load_camera, open_rgbd, read_trajectory
+        from depthcloud.surface.datasets import load_camera, read_trajectory
         from depthcloud.surface.meshio import MESH_EXTENSIONS, write_mesh
         from depthcloud.surface.tsdf import TSDFVolume
 
@@ -57,20 +90,20 @@ def register(app: typer.Typer) -> None:
         png = None if preview is None else check_output(preview, overwrite=overwrite)
         vol = TSDFVolume(voxel_m=voxel, trunc_m=trunc, min_depth_m=min_depth, max_depth_m=max_depth)
         cam = None if camera is None else load_camera(camera)
-        seq = open_rgbd(frames, camera=cam, depth_scale=depth_scale)
-        if seq.skipped:
-            err_console.print(f"warning: {seq.skipped} depth image(s) had no colour image within 0.02 s and were "
-                              "skipped")
-        T = read_trajectory(poses).for_frames(len(seq), seq.stamps)
+        count, stamps, items = _open_frames(frames, cam, depth_scale)
+        T = read_trajectory(poses).for_frames(count, stamps)
 
+        # The first frame is read before the bar starts, so that a frame the camera does not fit is
+        # a one-line error, not a line under a progress bar.
+        items = itertools.chain([next(items)], items)
         empty = 0
-        for frame, pose in progress(zip(seq, T, strict=False), total=len(seq), label="fusing"):
+        for frame, pose in progress(zip(items, T, strict=False), total=count, label="fusing"):
             empty += vol.integrate_frame(frame, pose) == 0
         if vol.block_count == 0:
             raise InputError(f"no frame has depth within ({min_depth:g}, {max_depth:g}] m, so the volume is empty; "
                              "check --depth-scale and --max-depth", path=frames)
         if empty:
-            err_console.print(f"warning: {empty} of {len(seq)} frames had no depth within ({min_depth:g}, "
+            err_console.print(f"warning: {empty} of {count} frames had no depth within ({min_depth:g}, "
                               f"{max_depth:g}] m")
         mesh = vol.extract_mesh(min_weight=min_weight)
         if mesh.is_empty:
@@ -78,7 +111,7 @@ def register(app: typer.Typer) -> None:
                              "--min-weight or check the poses", path=frames)
         mesh = mesh.with_vertex_normals()
         write_mesh(out, mesh, overwrite=True, ascii=ascii_)  # existence was checked up front
-        console.print(f"fused {len(seq)} frames into {len(mesh)} triangles, {len(mesh.vertices)} vertices "
+        console.print(f"fused {count} frames into {len(mesh)} triangles, {len(mesh.vertices)} vertices "
                       f"({vol.block_count} blocks, {vol.nbytes / 1e6:.1f} MB) → {out}")
         if png is not None:
             from depthcloud.surface.render import render_mesh
