@@ -94,22 +94,6 @@ def test_tum_folder_associates_by_nearest_stamp(tmp_path):
     assert frames[2].stamp == pytest.approx(10.066)
 
 
-def test_recording_frames_carry_their_camera(tmp_path):
-    from depthcloud.sources.replay import RecordingWriter
-
-    path = tmp_path / "r.dcrec"
-    with RecordingWriter(path) as w:
-        for k in range(3):
-            w.write(Frame(_depth(k), CAM, _color(k), seq=k, stamp=5.0 + k))
-    seq = open_rgbd(path)
-    assert seq.kind == "recording" and len(seq) == 3
-    np.testing.assert_allclose(seq.stamps, [5.0, 6.0, 7.0])
-    frames = list(seq)
-    assert frames[2].intrinsics == CAM and np.array_equal(frames[2].depth, _depth(2))
-    other = Intrinsics(fx=50.0, fy=50.0, cx=16.0, cy=12.0, width=32, height=24)
-    assert next(iter(open_rgbd(path, camera=other))).intrinsics == other
-
-
 def test_folder_without_camera_is_a_clean_error(tmp_path):
     with pytest.raises(InputError, match="without intrinsics; give the camera with --camera"):
         open_rgbd(_redwood(tmp_path / "r"))
@@ -125,6 +109,7 @@ def test_camera_of_another_size_names_the_file(tmp_path):
     (lambda p: p.mkdir(), "neither an Open3D/Redwood folder"),
     (lambda p: p.write_text("x"), "expected a frames folder"),
     (lambda p: None, "no such folder"),
+    (lambda p: p.with_suffix(".dcrec").write_text("x"), "no such folder"),
 ])
 def test_not_a_sequence(tmp_path, make, match):
     p = tmp_path / "x"

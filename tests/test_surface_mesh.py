@@ -118,3 +118,16 @@ def test_as_cloud_and_equality():
     assert m == _square() and m != _square(z=2.0) and m != TriangleMesh(m.vertices, m.faces)
     with pytest.raises(InputError, match=r"bounds: the mesh has no vertices"):
         TriangleMesh.empty().bounds()
+
+
+def test_vertex_normals_numpy_path_equals_compiled(rng, monkeypatch):
+    from depthcloud.surface import mesh as mesh_module
+
+    verts = rng.uniform(-1, 1, (310, 3))
+    faces = rng.integers(0, 300, (900, 3))  # the last 10 vertices are in no triangle
+    m = TriangleMesh(verts, faces)
+    fast = m.compute_vertex_normals()
+    monkeypatch.setattr(mesh_module, "_HAVE_NUMBA", False)
+    slow = m.compute_vertex_normals()
+    np.testing.assert_allclose(fast, slow, atol=1e-6)
+    assert np.isfinite(fast).all() and (fast[300:] == 0).all()  # unused vertices get 0

@@ -340,6 +340,37 @@ def _cloud_in_optical(cloud: PointCloud) -> PointCloud:
     return cloud
 
 
+def view_pixels(points: np.ndarray, view: str, width: int, height: int) -> tuple[np.ndarray, ...]:
+    """Where the virtual camera of :func:`render_cloud` puts optical-frame ``points`` (N, 3).
+
+    Returns float64 (N,) pixel columns, rows and depths along the view, and a bool mask of the
+    points in front of the camera (the others have meaningless pixels). Shared by every render, so
+    clouds and meshes of one scene are framed alike.
+    """
+    w, h = width, height
+    R = VIEWS[view]
+    # View-camera coordinates, centroid at the origin (column by column: no BLAS on a busy machine).
+    c = points.mean(axis=0, dtype=np.float64)
+    p = np.empty((points.shape[0], 3), np.float64)
+    for i in range(3):
+        p[:, i] = sum(R[i, j] * (points[:, j].astype(np.float64) - c[j]) for j in range(3))
+    tan_half = math.tan(math.radians(_HFOV_DEG) / 2.0)
+    ext_xy = max(_extent(p[:, 0]), _extent(p[:, 1]) * w / h)
+    ext_z = _extent(p[:, 2])
+    # Far enough to see the whole cloud, and never closer to its front than its depth, so that a
+    # deep, narrow cloud is not drawn with an extreme perspective.
+    dist = ext_z + max(ext_xy / tan_half, ext_z, 1e-6)
+    zc = p[:, 2] + dist
+    # A few stray points (outliers a sensor or matcher leaves) are fitted out of the picture, not
+    # allowed to shrink everything else; they may fall behind the virtual camera, so drop those.
+    front = zc > 1e-9 * dist
+    xn, yn = p[:, 0] / np.where(front, zc, 1.0), p[:, 1] / np.where(front, zc, 1.0)
+    # Fit: the (robust) largest normalised offset from the centroid reaches 95 % of the half-image.
+    reach = max(_extent(xn[front]) / (w / 2.0), _extent(yn[front]) / (h / 2.0))
+    f = 0.95 / reach if reach > 0 else 1.0
+    return (w - 1) / 2.0 + f * xn, (h - 1) / 2.0 + f * yn, zc, front
+
+
 def render_cloud(
     cloud: PointCloud,
     *,
@@ -373,27 +404,9 @@ def render_cloud(
     if len(cloud) == 0:
         return img
     cl = _cloud_in_optical(cloud)
-    R = VIEWS[view]
-    to_view = np.eye(4)
-    to_view[:3, :3] = R
-    to_view[:3, 3] = -R @ cl.points.mean(axis=0, dtype=np.float64)
-    p = cl.transform(to_view).points.astype(np.float64)  # view-camera coordinates, centroid at the origin
-    tan_half = math.tan(math.radians(_HFOV_DEG) / 2.0)
-    ext_xy = max(_extent(p[:, 0]), _extent(p[:, 1]) * w / h)
-    ext_z = _extent(p[:, 2])
-    # Far enough to see the whole cloud, and never closer to its front than its depth, so that a
-    # deep, narrow cloud is not drawn with an extreme perspective.
-    dist = ext_z + max(ext_xy / tan_half, ext_z, 1e-6)
-    zc = p[:, 2] + dist
-    # A few stray points (outliers a sensor or matcher leaves) are fitted out of the picture, not
-    # allowed to shrink everything else; they may fall behind the virtual camera, so drop those.
-    front = zc > 1e-9 * dist
-    xn, yn = p[:, 0] / np.where(front, zc, 1.0), p[:, 1] / np.where(front, zc, 1.0)
-    # Fit: the (robust) largest normalised offset from the centroid reaches 95 % of the half-image.
-    reach = max(_extent(xn[front]) / (w / 2.0), _extent(yn[front]) / (h / 2.0))
-    f = 0.95 / reach if reach > 0 else 1.0
-    u = np.rint((w - 1) / 2.0 + f * xn).astype(np.int64)
-    vv = np.rint((h - 1) / 2.0 + f * yn).astype(np.int64)
+    xp, yp, zc, front = view_pixels(cl.points, view, w, h)
+    u = np.rint(xp).astype(np.int64)
+    vv = np.rint(yp).astype(np.int64)
     if cl.colors is not None:
         colors = cl.colors
     else:

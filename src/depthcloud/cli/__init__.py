@@ -67,7 +67,7 @@ def _register() -> None:
     from depthcloud.cli import core
 
     core.register(app)
-    for name in ("calib", "sources", "serve", "view", "amiga", "mono", "export"):
+    for name in ("calib", "sources", "serve", "view", "amiga", "mono", "export", "mesh", "fuse"):
         try:
             module = __import__(f"depthcloud.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -255,6 +255,7 @@ def register(app: typer.Typer) -> None:
         preview: Annotated[Path | None, typer.Option("--preview", help="Write a 2x2 picture (left | right over disparity | depth, filled holes hatched) as PNG: a FILE, or a FOLDER.")] = None,
         views: Annotated[Path | None, typer.Option("--views", help="Write renders of the cloud (front, left, right) as PNG: a FILE, or a FOLDER.")] = None,
         frame: Annotated[str, typer.Option("--frame", help="Frame of the written points: optical, zup, opengl.")] = "optical",
+        mesh: Annotated[Path | None, typer.Option("--mesh", help="Write a triangle mesh of the depth (.ply .obj .glb), cut at depth jumps: a FILE, or a FOLDER.")] = None,
         preset: Annotated[str, typer.Option("--preset", help="fast, balanced or quality (or the baselines tutorial, opencv).")] = "balanced",
         min_depth: Annotated[float | None, typer.Option("--min-depth", help="Nearest depth to search (metres); sets the disparity range.")] = None,
         max_depth: Annotated[float | None, typer.Option("--max-depth", help="Farthest depth to search and keep (metres).")] = None,
@@ -276,11 +277,13 @@ def register(app: typer.Typer) -> None:
         many = len(pairs) > 1 or left.is_dir()
         output_kind(output, CLOUD_EXTENSIONS, many=many)
         extras = {"disparity": (disparity, ".pfm"), "depth": (depth, ".png"), "preview": (preview, ".png"),
-                  "views": (views, ".png")}
+                  "views": (views, ".png"), "mesh": (mesh, ".ply")}
         if not many:
+            from depthcloud.surface.meshio import MESH_EXTENSIONS
+
             for name, (p, ext) in extras.items():
                 if p is not None:
-                    check_suffix(p, (ext,), f"--{name}")
+                    check_suffix(p, MESH_EXTENSIONS if name == "mesh" else (ext,), f"--{name}")
         jobs = []
         for lp, rp in pairs:
             outs = {"cloud": output / f"{lp.stem}.ply" if many else output}
@@ -298,6 +301,11 @@ def register(app: typer.Typer) -> None:
                 raise StereoError(f"{exc.message} (right image: {rp})", path=lp) from exc
             check_stereo(result, matcher, what=lp.name, allow_empty=allow_empty)
             _write_stereo(result, outs, overwrite=overwrite, frame=frame)
+            if "mesh" in outs:
+                from depthcloud.surface import stereo_mesh, write_mesh
+
+                mesh_ = stereo_mesh(result, max_depth_m=max_depth)
+                write_mesh(outs["mesh"], mesh_ if frame == "optical" else mesh_.to_frame(frame), overwrite=overwrite)
             if not many:
                 console.print(f"cloud: {outs['cloud']} ({len(result.cloud.points)} points)")
                 for k, p in outs.items():

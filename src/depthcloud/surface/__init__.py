@@ -6,6 +6,18 @@ images and clouds, and reads and writes them. It must not import sources, the se
 
 from __future__ import annotations
 
+from depthcloud.surface.gridmesh import mesh_from_depth, stereo_mesh
 from depthcloud.surface.mesh import TriangleMesh
+from depthcloud.surface.meshio import read_mesh, write_mesh
+from depthcloud.surface.normals import cloud_with_normals, depth_normals, estimate_normals
 
-__all__ = ["TriangleMesh"]
+__all__ = [
+    "TriangleMesh",
+    "cloud_with_normals",
+    "depth_normals",
+    "estimate_normals",
+    "mesh_from_depth",
+    "read_mesh",
+    "stereo_mesh",
+    "write_mesh",
+]

@@ -7,9 +7,10 @@ Frames (:func:`open_rgbd`), read one at a time as :class:`~depthcloud.frame.Fram
   ``depth/00000.png color/00000.jpg``) when present, else by file name, else by sorted order;
 * a TUM RGB-D folder: ``depth.txt`` and ``rgb.txt`` (lines ``stamp path``), depth PNG value / 5000 =
   metres; each depth image takes the colour image nearest in time (within ``max_dt_s``), depth images
-  without one are skipped (TUM's associate.py does the same);
-* a ``.dcrec`` recording (:class:`depthcloud.sources.replay.RecordingReader`), which carries its
-  intrinsics.
+  without one are skipped (TUM's associate.py does the same).
+
+(``.dcrec`` recordings are read by :class:`depthcloud.sources.replay.RecordingReader`, a layer above
+this one; ``depthcloud fuse`` takes them too.)
 
 Trajectories (:func:`read_trajectory`), camera-to-world 4×4 per frame:
 
@@ -22,7 +23,7 @@ Intrinsics: :func:`read_open3d_intrinsic` reads Open3D's PinholeCameraIntrinsic 
 (``width``, ``height``, ``intrinsic_matrix`` column-major); :func:`load_camera` takes that or any
 file :func:`depthcloud.io.calibfiles.load_calibration` reads.
 
-This module reads files only; it must not import the CLI.
+This module reads files only; it must not import sources, the server or the CLI.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from depthcloud.camera import Intrinsics, StereoRig
 from depthcloud.errors import FormatError, InputError
 from depthcloud.frame import Frame
 
-__all__ = ["RGBDSequence", "Trajectory", "load_camera", "open_rgbd", "read_open3d_intrinsic", "read_trajectory"]
+__all__ = ["RGBDSequence", "Trajectory", "load_camera", "open_rgbd", "read_open3d_intrinsic", "read_trajectory",
+           "with_camera"]
 
 PathArg = str | Path
 COLOR_DIRS = ("color", "image", "rgb")
@@ -149,7 +151,8 @@ def _quat_to_R(q: np.ndarray) -> np.ndarray:
     ], 1)
 
 
-def _rows(text: str, p: Path) -> list[tuple[int, list[str]]]:
+def _rows(text: str) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of the lines that are not blank or # comments; commas count as spaces."""
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         s = line.strip()
@@ -183,7 +186,7 @@ def read_trajectory(path: PathArg) -> Trajectory:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError("not a text trajectory (not UTF-8)", path=p) from exc
-    rows = _rows(text, p)
+    rows = _rows(text)
     if not rows:
         raise FormatError("no poses in the file", path=p)
     widths = {len(f) for _, f in rows}
@@ -252,11 +255,11 @@ class _Item:
 
 
 class RGBDSequence:
-    """Frames of a folder or recording, read one at a time.
+    """Frames of a folder, read one at a time.
 
-    ``kind``: ``redwood``, ``tum`` or ``recording``. ``len()`` is the number of frames; ``stamps``
-    their time stamps in seconds (None for a Redwood folder, whose frames are matched to poses by
-    order); ``skipped`` the depth images left out for want of colour (TUM).
+    ``kind``: ``redwood`` or ``tum``. ``len()`` is the number of frames; ``stamps`` their time stamps
+    in seconds (None for a Redwood folder, whose frames are matched to poses by order); ``skipped``
+    the depth images left out for want of colour (TUM).
     """
 
     def __init__(self, path: PathArg, *, camera: Intrinsics | None = None, depth_scale: float | None = None,
@@ -267,16 +270,9 @@ class RGBDSequence:
         self.skipped = 0
         self._items: list[_Item] = []
         if not self.path.exists():
-            raise InputError("no such folder or recording", path=self.path)
-        if self.path.is_file():
-            if self.path.suffix.lower() != ".dcrec":
-                raise InputError("expected a frames folder (Open3D/Redwood or TUM layout) or a .dcrec recording",
-                                 path=self.path)
-            if depth_scale is not None:
-                raise InputError("--depth-scale: a recording stores depth in metres already")
-            self.kind = "recording"
-            self._count, self._stamps = self._scan_recording()
-            return
+            raise InputError("no such folder", path=self.path)
+        if not self.path.is_dir():
+            raise InputError("expected a frames folder (Open3D/Redwood or TUM layout)", path=self.path)
         if (self.path / "depth.txt").is_file():
             self.kind = "tum"
             self._items = self._tum(max_dt_s)
@@ -301,7 +297,7 @@ class RGBDSequence:
         match = self.path / "rgbd.match"
         if match.is_file():
             items = []
-            for n, fields in _rows(match.read_text(encoding="utf-8"), match):
+            for n, fields in _rows(match.read_text(encoding="utf-8")):
                 if len(fields) != 2:
                     raise FormatError(f"expected 'depth/NAME color/NAME', got {' '.join(fields)[:60]!r}", path=match,
                                       line=n)
@@ -322,7 +318,7 @@ class RGBDSequence:
     def _tum_list(self, name: str) -> tuple[np.ndarray, list[Path]]:
         f = self.path / name
         stamps, paths = [], []
-        for n, fields in _rows(f.read_text(encoding="utf-8"), f):
+        for n, fields in _rows(f.read_text(encoding="utf-8")):
             if len(fields) < 2:
                 raise FormatError(f"expected 'stamp path', got {' '.join(fields)[:60]!r}", path=f, line=n)
             stamps.append(_floats(fields[:1], f, n)[0])
@@ -349,15 +345,6 @@ class RGBDSequence:
             items.append(_Item(p, cp[int(order[k])], float(s)))
         return items
 
-    def _scan_recording(self) -> tuple[int, np.ndarray]:
-        from depthcloud.sources.replay import RecordingReader
-
-        with RecordingReader(self.path) as reader:
-            stamps = [f.stamp for f in reader]
-        if not stamps:
-            raise InputError("the recording has no whole frames", path=self.path)
-        return len(stamps), np.array(stamps, np.float64)
-
     # -- reading --------------------------------------------------------------------------------
     def __len__(self) -> int:
         return self._count
@@ -367,15 +354,6 @@ class RGBDSequence:
         return self._stamps
 
     def __iter__(self) -> Iterator[Frame]:
-        if self.kind == "recording":
-            from depthcloud.sources.replay import RecordingReader
-
-            with RecordingReader(self.path) as reader:
-                for frame in reader:
-                    if self.camera is not None:
-                        frame = self._frame(frame.depth, frame.color, frame.seq, frame.stamp, self.path)
-                    yield frame
-            return
         from depthcloud.io.depthimage import read_color, read_depth
 
         for k, it in enumerate(self._items):
@@ -384,23 +362,24 @@ class RGBDSequence:
             else:
                 depth = read_depth(it.depth, depth_scale=self.depth_scale)
             color = None if it.color is None else read_color(it.color)
-            yield self._frame(depth, color, k, it.stamp or 0.0, it.depth)
+            assert self.camera is not None
+            yield with_camera(depth, self.camera, color, seq=k, stamp=it.stamp or 0.0, where=it.depth)
 
-    def _frame(self, depth: np.ndarray, color: np.ndarray | None, seq: int, stamp: float, where: Path) -> Frame:
-        assert self.camera is not None
-        try:
-            return Frame(depth, self.camera, color, seq=seq, stamp=stamp)
-        except InputError as exc:
-            raise InputError(f"{exc.message} (camera {self.camera.width}x{self.camera.height} from --camera)",
-                             path=where) from exc
+
+def with_camera(depth: np.ndarray, camera: Intrinsics, color: np.ndarray | None = None, *, seq: int = 0,
+                stamp: float = 0.0, where: PathArg = "<frame>") -> Frame:
+    """A Frame of ``depth`` with ``camera``; a size mismatch is an InputError naming ``where``."""
+    try:
+        return Frame(depth, camera, color, seq=seq, stamp=stamp)
+    except InputError as exc:
+        raise InputError(f"{exc.message} (camera {camera.width}x{camera.height} from --camera)", path=where) from exc
 
 
 def open_rgbd(path: PathArg, *, camera: Intrinsics | None = None, depth_scale: float | None = None,
               max_dt_s: float = 0.02) -> RGBDSequence:
-    """The frames of an Open3D/Redwood folder, a TUM folder or a ``.dcrec`` recording (see the module).
+    """The frames of an Open3D/Redwood folder or a TUM folder (see the module).
 
-    camera: intrinsics of the depth images (required for folders; for a recording it replaces the
-    recorded ones). depth_scale: metres per stored unit of 16-bit depth (Redwood default 0.001,
+    camera: intrinsics of the depth images (required). depth_scale: metres per stored unit of 16-bit depth (Redwood default 0.001,
     TUM 1/5000). max_dt_s: how far apart in time a TUM depth and colour image may be paired.
     """
     return RGBDSequence(path, camera=camera, depth_scale=depth_scale, max_dt_s=max_dt_s)
