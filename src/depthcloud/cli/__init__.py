@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     except DepthcloudError as exc:
         if debug:
             raise
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{type(exc).__name__}: {_cli_names(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
         # The system refused a file or socket operation (permission, full disk, port in use): the
@@ -117,6 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 1
     return 0
+
+
+# Library errors name the Python argument ("depth_scale: expected ..."); on the command line the user
+# typed the option, so the message names that instead.
+_OPTION_OF = {
+    "depth_scale": "--depth-scale", "preset": "--preset", "board": "--board", "square_size_m": "--square-m",
+    "alpha": "--alpha", "min_depth_m": "--min-depth", "max_depth_m": "--max-depth", "voxel_m": "--voxel",
+    "decimation": "--decimation", "max_points": "--max-points", "every_n": "--every-n",
+}
+
+
+def _cli_names(message: str) -> str:
+    name, sep, rest = message.partition(":")
+    return f"{_OPTION_OF[name]}{sep}{rest}" if sep and name in _OPTION_OF else message
 
 
 def _usage_error(exc: Exception) -> int:

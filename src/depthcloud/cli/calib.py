@@ -280,7 +280,7 @@ def register(app: typer.Typer) -> None:
         if not many:
             for name, (p, ext) in extras.items():
                 if p is not None:
-                    check_suffix(p, (ext,), f"--{name}")
+                    check_suffix(p, (ext,), name, option=f"--{name}")
         jobs = []
         for lp, rp in pairs:
             outs = {"cloud": output / f"{lp.stem}.ply" if many else output}

@@ -218,7 +218,7 @@ def register(app: typer.Typer) -> None:
     def convert(
         src: Annotated[Path, typer.Argument(help="Input cloud.", show_default=False)],
         dst: Annotated[Path, typer.Argument(help="Output cloud FILE; the format follows the extension.", show_default=False)],
-        frame: Annotated[str | None, typer.Option("--frame", help=f"Convert the points to this frame: {', '.join(FRAMES)}.")] = None,
+        frame: Annotated[str | None, typer.Option("--frame", help=f"Frame of the written points (converted from the cloud's): {', '.join(FRAMES)}.")] = None,
         ascii_: AsciiOpt = False,
         overwrite: OverwriteOpt = False,
     ) -> None:

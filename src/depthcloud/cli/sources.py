@@ -7,6 +7,7 @@ Thin: parse options, open the source through :func:`depthcloud.sources.open_sour
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -54,17 +55,25 @@ def register(app: typer.Typer) -> None:
             options["realtime"] = False
         src = open_source(source, **options)
         out = check_output(output, overwrite=overwrite)
-        with Progress(
-            TextColumn("recording {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err_console, transient=True,
-        ) as bar:
-            task = bar.add_task(src.name, total=frames)
-            stats = asyncio.run(
-                record_source(
-                    src, out, frames=frames, seconds=seconds, overwrite=True, compression=compression,
-                    on_frame=lambda _f: bar.advance(task),
+        # The source logs what went wrong; here it is said once, as a `warning:` line, after the bar.
+        quiet = logging.NullHandler()
+        logging.getLogger("depthcloud.sources").addHandler(quiet)
+        try:
+            with Progress(
+                TextColumn("recording {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=err_console, transient=True,
+            ) as bar:
+                task = bar.add_task(src.name, total=frames)
+                stats = asyncio.run(
+                    record_source(
+                        src, out, frames=frames, seconds=seconds, overwrite=True, compression=compression,
+                        on_frame=lambda _f: bar.advance(task),
+                    )
                 )
-            )
+        finally:
+            logging.getLogger("depthcloud.sources").removeHandler(quiet)
+        if getattr(src, "problem", None):  # a replayed recording that was cut short
+            err_console.print(f"warning: {src.problem}", markup=False, highlight=False, soft_wrap=True)
         fps = stats.frames / stats.seconds if stats.seconds > 0 else 0.0
         console.print(
             f"recorded {stats.frames} frames ({fps:.1f} fps; dropped {stats.dropped}, missed {stats.missed}) "
