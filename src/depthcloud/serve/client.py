@@ -91,7 +91,9 @@ def _translate(exc: Exception, url: str) -> ProtocolError:
         return ProtocolError(f"{url}: connection closed ({why})")
     if isinstance(exc, TimeoutError):
         return ProtocolError(f"{url}: no answer in time")
-    return ProtocolError(f"{url}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, OSError) and exc.strerror:  # refused, unreachable: the reason, without "[Errno 111]"
+        return ProtocolError(f"{url}: cannot connect: {exc.strerror[:1].lower()}{exc.strerror[1:]}")
+    return ProtocolError(f"{url}: {exc}" if str(exc) else f"{url}: {type(exc).__name__}")
 
 
 def _websockets_errors() -> tuple[type[Exception], ...]:
