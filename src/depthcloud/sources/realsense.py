@@ -245,6 +245,8 @@ class BagSource(ThreadedSource):
     stall_timeout_s = 10.0
     #: seconds without a frame, after playback reports its end, before the recording counts as done
     end_grace_s = 0.2
+    #: seconds depth frames are held for the recording's first colour frame (a busy machine delays it)
+    first_color_wait_s = 2.0
 
     def __init__(
         self,
@@ -373,11 +375,12 @@ class BagSource(ThreadedSource):
                 item = None
             if item is None:
                 waited += 0.05
-                if self._held and waited >= self.end_grace_s:
-                    return self._depth_frame(*self._held.popleft())  # no colour came: depth alone
                 # Frame callbacks run on their own threads and may land just after the playback
                 # reports "stopped": the end is when the queue has stayed empty a moment after that.
-                if self._stopped_playing.is_set() and self._queue.empty() and waited >= self.end_grace_s:
+                ended = self._stopped_playing.is_set() and self._queue.empty() and waited >= self.end_grace_s
+                if self._held and (ended or waited >= self.first_color_wait_s):
+                    return self._depth_frame(*self._held.popleft())  # no colour came: depth alone
+                if ended:
                     return self._rewind() if self.loop else None
                 if waited > self.stall_timeout_s:
                     raise SourceError(f"playback stalled: no frame for {self.stall_timeout_s:g} s", path=self.path)
