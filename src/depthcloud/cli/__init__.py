@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 # Libraries log on their own (gRPC's C core, OpenCV's WARN lines) unless told not to before they load;
 # the CLI speaks one line per error, so they are told here. A user's own setting wins.
@@ -25,7 +25,7 @@ from depthcloud.errors import DepthcloudError
 _display_type = typer.core.TyperOption.display_type_rich
 
 
-def _no_bool_placeholder(self: typer.core.TyperOption, ctx: typer.Context) -> str | None:
+def _no_bool_placeholder(self: typer.core.TyperOption, ctx: Any) -> str | None:
     # A plain flag takes no value, so the help shows none (typer would print "<bool>").
     return None if self.is_flag else _display_type(self, ctx)
 

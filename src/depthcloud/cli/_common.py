@@ -94,7 +94,7 @@ def rewrite_camera_aliases(args: list[str], known: set[str]) -> list[str]:
 class CameraCommand(typer.core.TyperCommand):
     """A command with a ``--camera`` option that also answers to the old spellings (hidden)."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         known = {o for p in self.params for o in (*p.opts, *getattr(p, "secondary_opts", ()))}
         return super().parse_args(ctx, rewrite_camera_aliases(list(args), known))
 

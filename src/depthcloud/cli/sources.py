@@ -72,8 +72,9 @@ def register(app: typer.Typer) -> None:
                 )
         finally:
             logging.getLogger("depthcloud.sources").removeHandler(quiet)
-        if getattr(src, "problem", None):  # a replayed recording that was cut short
-            err_console.print(f"warning: {src.problem}", markup=False, highlight=False, soft_wrap=True)
+        problem = getattr(src, "problem", None)  # a replayed recording that was cut short
+        if problem:
+            err_console.print(f"warning: {problem}", markup=False, highlight=False, soft_wrap=True)
         fps = stats.frames / stats.seconds if stats.seconds > 0 else 0.0
         console.print(
             f"recorded {stats.frames} frames ({fps:.1f} fps; dropped {stats.dropped}, missed {stats.missed}) "
