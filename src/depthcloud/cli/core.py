@@ -241,7 +241,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def info(
-        path: Annotated[Path, typer.Argument(help="A cloud, an image (depth, disparity, colour), a calibration file or a .dcrec recording.", show_default=False)],
+        path: Annotated[Path, typer.Argument(help="A cloud, an image (depth, disparity, colour), a calibration file, or a recording (.dcrec, RealSense .bag, Amiga .bin).", show_default=False)],
     ) -> None:
         """Describe a point cloud, an image, a calibration file or a recording."""
         check_input(path)
@@ -266,6 +266,10 @@ def describe(path: Path) -> list[str]:
     ext = path.suffix.lower()
     if ext == ".dcrec":
         return _describe_recording(path)
+    if ext == ".bag":
+        return _describe_bag(path)
+    if ext == ".bin":
+        return _describe_event_log(path)
     if ext in CLOUD_EXTS and ext != ".txt":
         return _describe_cloud(path)
     if ext in IMAGE_EXTS:
@@ -314,6 +318,43 @@ def _describe_recording(path: Path) -> list[str]:
         lines += _describe_intrinsics(first.intrinsics, "depth camera")
     if problem:
         lines.append(f"  damaged: {problem} (the frames before it are whole)")
+    return lines
+
+
+def _describe_bag(path: Path) -> list[str]:
+    from depthcloud.io.rosbag import scan_bag
+
+    bag = scan_bag(path)
+    streams = bag.streams()
+    lines = [f"{path}: RealSense recording (ROS bag 2.0), {bag.size / 1e6:.2f} MB, {bag.chunks} chunk(s) "
+             f"({', '.join(sorted(bag.compressions)) or 'none'})"]
+    if bag.duration_s is not None:
+        lines.append(f"  {bag.duration_s:.3f} s of recording")
+    for name, n in streams.items():
+        lines.append(f"  stream {name.rsplit('/', 1)[-1]}: {n} frame(s) ({name})")
+    if not streams:
+        lines.append("  no image streams")
+    return lines
+
+
+def _describe_event_log(path: Path) -> list[str]:
+    from depthcloud.amiga.eventlog import EventLogReader
+
+    reader = EventLogReader(path)
+    counts: dict[str, int] = {}
+    stamps: list[float] = []
+    for rec in reader:
+        key = f"{rec.path} ({rec.type_name.rsplit('.', 1)[-1] or '?'})"
+        counts[key] = counts.get(key, 0) + 1
+        if rec.event.timestamps:
+            stamps.append(float(rec.event.timestamps[0].stamp))
+    lines = [f"{path}: farm-ng event log (Amiga), {reader.count} record(s), {reader.size / 1e6:.2f} MB"]
+    if len(stamps) > 1:
+        lines.append(f"  {max(stamps) - min(stamps):.3f} s of recording")
+    for key, n in sorted(counts.items()):
+        lines.append(f"  stream {key}: {n} message(s)")
+    if reader.problem:
+        lines.append(f"  damaged: {reader.problem} (the records before it are whole)")
     return lines
 
 
