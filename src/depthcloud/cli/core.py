@@ -105,6 +105,18 @@ def _finish(cloud: PointCloud, out: Path, *, frame: str, ascii_: bool) -> PointC
     return cloud
 
 
+def _load_npy(path: Path) -> np.ndarray:
+    """A .npy array, its header checked against the size limit first (depthcloud.io.limits)."""
+    from depthcloud.io.limits import check_npy_header
+
+    with open(path, "rb") as fh:
+        check_npy_header(fh, path=path.name)
+    try:
+        return np.load(path, allow_pickle=False)  # type: ignore[no-any-return]
+    except (OSError, ValueError) as exc:
+        raise FormatError(f"not a readable .npy array ({exc})", path=path) from exc
+
+
 def read_disparity(path: Path, *, scale: float | None) -> np.ndarray:
     """A disparity image in pixels: PFM (inf = unknown), NPY, or an 8/16-bit PNG divided by ``scale``."""
     ext = path.suffix.lower()
@@ -116,10 +128,7 @@ def read_disparity(path: Path, *, scale: float | None) -> np.ndarray:
 
         d = read_pfm(path)
     elif ext == ".npy":
-        try:
-            d = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise FormatError(f"not a readable .npy array ({exc})", path=path) from exc
+        d = _load_npy(path)
     elif ext in (".png", ".tif", ".tiff"):
         from depthcloud.io.depthimage import read_disparity_png
 
@@ -366,14 +375,15 @@ def _describe_image(path: Path) -> list[str]:
 
         arr = read_pfm(path)
     elif ext == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise FormatError(f"not a readable .npy array ({exc})", path=path) from exc
+        arr = _load_npy(path)
     else:
         import cv2
 
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        from depthcloud.io.limits import check_image_bytes
+
+        data = path.read_bytes()
+        check_image_bytes(data, path=path.name)  # before OpenCV allocates what the header declares
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise FormatError("not a readable image", path=path)
         arr = img
