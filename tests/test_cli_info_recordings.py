@@ -7,7 +7,7 @@ import json
 from itertools import islice
 
 import pytest
-from tests.conftest import need
+from tests.conftest import need, write_event_log
 
 from depthcloud.cli import main
 
@@ -29,25 +29,12 @@ def test_info_on_a_corrupt_bag_is_one_line(tmp_path, capsys):
 
 def test_info_describes_an_amiga_event_log(data_dir, tmp_path, capsys):
     pytest.importorskip("farm_ng.core.event_pb2")
-    from farm_ng.core.event_pb2 import Event
-    from farm_ng.core.uri import make_proto_uri
-
     from depthcloud.amiga.emulator import planes_scene
-    from depthcloud.amiga.eventlog import EventLogWriter
     from depthcloud.amiga.messages import oak_calibration_from_json
 
     calib = oak_calibration_from_json(json.loads(need(
         data_dir, "oak_depthai/calib_oak_d_bw1098obc_14442C10218CCCD200.json").read_text()))
-
-    def put(writer, uri_path, message):
-        payload = message.SerializeToString()
-        writer.write(Event(uri=make_proto_uri(uri_path, message, service_name="oak0"), payload_length=len(payload)),
-                     payload)
-
-    with EventLogWriter(tmp_path / "oak0.bin") as w:
-        put(w, "/calibration", calib)
-        for p in islice(planes_scene(calib), 5):
-            put(w, "/disparity", p.message)
+    write_event_log(tmp_path / "oak0.bin", calib, [p.message for p in islice(planes_scene(calib), 5)])
     assert main(["info", str(tmp_path / "oak0.bin")]) == 0
     out = capsys.readouterr().out
     assert "farm-ng event log (Amiga), 6 record(s)" in out

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.conftest import REPO, need, optional_import
+from tests.conftest import REPO, need, optional_import, until
 from websockets.asyncio.client import connect
 
 from depthcloud import Frame
@@ -63,14 +63,6 @@ async def serving(factory: Callable[[], Any], **options: Any) -> AsyncIterator[C
     cfg = ServeConfig(**{"source": "synthetic:80x60@50", "port": 0, **options})
     async with CloudServer(cfg, source_factory=factory) as srv:
         yield srv
-
-
-async def until(cond: Callable[[], Any], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 # -- defect 6: the first request waits for the first frame; `get` says why nothing came ----------------

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import need, optional_import
+from conftest import need, optional_import, until
 from depthcloud import Frame
 from depthcloud.errors import ConfigError, ProtocolError, SourceError
 from depthcloud.geometry import depth_to_points
@@ -34,14 +34,6 @@ NODE_CLIENT = Path(__file__).parent / "node" / "compat_client.js"
 
 def synthetic(width: int = 160, height: int = 120, fps: float = 50.0) -> Callable[[], SyntheticSource]:
     return lambda: SyntheticSource(default_intrinsics(width, height), fps=fps)
-
-
-async def until(cond: Callable[[], Any], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager
