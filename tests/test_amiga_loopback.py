@@ -272,3 +272,14 @@ async def test_replay_source_skips_corrupt_frames_and_needs_a_calibration(calibr
     write_event_log(tmp_path / "nocal.bin", None, frames[:1])
     with pytest.raises(FormatError, match=r"nocal\.bin: no OakCalibration in this event log"):
         _ = [f async for f in replay_frames(tmp_path / "nocal.bin")]
+
+
+def test_record_reads_an_amiga_recording_to_its_end(calibration, tmp_path, capsys):
+    """`record --source amiga:FILE.bin` needs no --frames: it is a recording, read to its end, every frame."""
+    from depthcloud.cli import main
+    from depthcloud.sources.replay import read_recording
+
+    write_event_log(tmp_path / "oak0.bin", calibration, [p.message for p in islice(planes_scene(calibration), 12)])
+    assert main(["record", "--source", f"amiga:{tmp_path / 'oak0.bin'}", "-o", str(tmp_path / "oak.dcrec")]) == 0
+    assert "recorded 12 frames" in capsys.readouterr().out
+    assert [f.seq for f in read_recording(tmp_path / "oak.dcrec")] == list(range(12))

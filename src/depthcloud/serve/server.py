@@ -76,12 +76,6 @@ _RESTART_BACKOFF_S = (0.2, 5.0)
 _CLOSE_GRACE_S = 1.0  # how long stop() lets connections close politely before cutting them
 
 
-def is_file_source(spec: str) -> bool:
-    """True for a spec that names a recording (its failures are not worth retrying forever)."""
-    scheme, _, arg = spec.partition(":")
-    return scheme in ("bag", "replay") or (scheme == "amiga" and arg.lower().endswith(".bin"))
-
-
 def release_memory() -> bool:
     """Give freed heap memory back to the operating system (glibc's malloc_trim); False elsewhere."""
     import ctypes
@@ -334,7 +328,9 @@ class _Worker:
 
     def _give_up(self, failures: int, error: str) -> bool:
         """A recording that failed MAX_FILE_FAILURES times in a row without a frame: "failed" for good."""
-        if not (is_file_source(self._config.source) and failures >= MAX_FILE_FAILURES):
+        from depthcloud.sources import is_recording
+
+        if not (is_recording(self._config.source) and failures >= MAX_FILE_FAILURES):
             return False
         message = f"{error} (gave up after {failures} tries: the recording cannot be read)"
         log.error("source failed for good: %s", message)

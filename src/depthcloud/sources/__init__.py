@@ -37,6 +37,7 @@ __all__ = [
     "SourceEnded",
     "SourceStats",
     "ThreadedSource",
+    "is_recording",
     "known_schemes",
     "open_source",
     "register_source",
@@ -95,6 +96,13 @@ def open_source(spec: str, **options: Any) -> FrameSource:
             f"the {scheme!r} source takes {', '.join(sorted(valid or ())) or 'no options'}"
         )
     return factory(arg, **options)
+
+
+def is_recording(spec: str) -> bool:
+    """True for a spec that names a recording (``replay:``, ``bag:``, ``amiga:FILE.bin``): it ends by
+    itself, and a failure to read it is not worth retrying forever."""
+    scheme, _, arg = str(spec).strip().partition(":")
+    return scheme in ("bag", "replay") or (scheme == "amiga" and arg.lower().endswith(".bin"))
 
 
 def source_options(spec: str) -> set[str] | None:
