@@ -366,7 +366,7 @@ def check_calibration(
             worst = f"; worst views: {_worst(views, per_view_rms_px)}"
         raise CalibrationError(
             f"{where}RMS reprojection error {rms_px:.2f} px is implausible for a chessboard (good ones are "
-            f"below 1 px; limit {max_rms_px:g} px): the detected corners do not fit a {board.cols}x{board.rows} "
+            f"below 1 px; limit {max_rms_px:g} px, --max-rms): the detected corners do not fit a {board.cols}x{board.rows} "
             f"board{worst}; {_board_hint(board)}"
         )
     side = max(k.width, k.height)
