@@ -3,10 +3,14 @@
 Each part starts ``depthcloud serve`` in its own process on 127.0.0.1 (port 0) and drives it from
 this process with asyncio websocket clients:
 
-1. load: 50 compatible-mode clients ("2", as Grasshopper sends it) request as fast as they can for
-   30 s from ``synthetic:848x480@30`` — errors, p50/p99 latency, replies/s, server RSS (start, peak, end).
+1. load: 50 clients, half compatible mode ("2", as Grasshopper sends it), half binary ``get`` (f32 with
+   colours), request as fast as they can for 30 s from ``synthetic:848x480@30`` — errors, p50/p99
+   latency per protocol, replies/s, server RSS: idle base, peak, at the end, and after it has been
+   idle a few seconds. Goals (issue 14): p99 ≤ 3 × p50 for each protocol; peak RSS ≤ base + clients ×
+   one encoded cloud (the larger reply); back within 20 % of base when idle.
 2. slow reader: 10 clients, in runs that alternate without and with one more client that sends
-   requests and never reads (3 + 3 runs, 12 s each kind) — the p50 of the others, median over runs.
+   requests and never reads (3 + 3 runs, 12 s each kind) — the p50 and replies/s of the others, median
+   over runs. Goal: the stalled client costs the others under 5 % of their replies.
 3. vanishing clients: 50 clients send a request and drop the TCP connection mid-reply, three times;
    the server's asyncio tasks and open file descriptors (from /metrics) before and after.
 4. speed: compatible-mode JSON of a 100k-point cloud against ``json.dumps(points.tolist())`` in this
@@ -88,28 +92,45 @@ async def wait_ready(url: str) -> None:
     raise RuntimeError(f"server not ready: {doc}")
 
 
+BINARY_GET = json.dumps({"op": "get", "encoding": "f32", "colors": True})
+
+
 async def hammer(url: str, n_clients: int, duration_s: float, *, message: str = "2",
-                 slow_reader: bool = False) -> dict[str, Any]:
-    """n_clients request back to back for duration_s; latency per reply, errors counted."""
+                 slow_reader: bool = False, mixed: bool = False) -> dict[str, Any]:
+    """n_clients request back to back for duration_s; latency per reply, errors counted.
+
+    mixed: every other client speaks the binary protocol (``get`` f32 with colours) instead.
+    """
     from websockets.asyncio.client import connect
 
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {"compat": [], "binary": []}
+    sizes: dict[str, int] = {"compat": 0, "binary": 0}
     errors: list[str] = []
     checked = 0
     stop_at = time.monotonic() + duration_s
 
     async def one(i: int) -> None:
         nonlocal checked
+        binary = mixed and i % 2 == 1
+        kind = "binary" if binary else "compat"
         try:
-            async with connect(url + "/", max_size=None, compression=None, open_timeout=30) as ws:
+            async with connect(url + ("/v1" if binary else "/"), max_size=None, compression=None,
+                               open_timeout=30) as ws:
                 while time.monotonic() < stop_at:
                     t0 = time.perf_counter()
-                    await ws.send(message)
-                    reply = await asyncio.wait_for(ws.recv(decode=False), 30)  # text frame, kept as bytes
-                    latencies.append((time.perf_counter() - t0) * 1e3)
-                    if not reply.startswith(b"[["):
+                    await ws.send(BINARY_GET if binary else message)
+                    reply = await asyncio.wait_for(ws.recv(decode=False), 30)  # kept as bytes
+                    latencies[kind].append((time.perf_counter() - t0) * 1e3)
+                    sizes[kind] = max(sizes[kind], len(reply))
+                    if binary:
+                        if reply[:1] == b"{":
+                            errors.append(reply[:200].decode("utf-8", "replace"))
+                        elif len(latencies[kind]) % 97 == 0:
+                            protocol.decode_cloud(reply)
+                            checked += 1
+                    elif not reply.startswith(b"[["):
                         errors.append(reply[:200].decode("utf-8", "replace"))
-                    elif len(latencies) % 97 == 0:  # parse a sample fully (parsing all would load the client)
+                    elif len(latencies[kind]) % 97 == 0:  # parse a sample fully (parsing all would load the client)
                         pts = json.loads(reply)
                         if not all(len(p) == 3 for p in pts):
                             errors.append("malformed point")
@@ -131,18 +152,30 @@ async def hammer(url: str, n_clients: int, duration_s: float, *, message: str = 
     t0 = time.monotonic()
     await asyncio.gather(*tasks)
     elapsed = time.monotonic() - t0
-    lat = np.asarray(latencies) if latencies else np.asarray([np.nan])
-    return {
-        "clients": n_clients, "duration_s": round(elapsed, 1), "replies": len(latencies),
-        "replies_per_s": len(latencies) / elapsed, "errors": len(errors), "first_errors": errors[:3],
+    every = latencies["compat"] + latencies["binary"]
+    lat = np.asarray(every) if every else np.asarray([np.nan])
+    out = {
+        "clients": n_clients, "duration_s": round(elapsed, 1), "replies": len(every),
+        "replies_per_s": len(every) / elapsed, "errors": len(errors), "first_errors": errors[:3],
         "parsed_checks": checked, "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
     }
+    for kind, values in latencies.items():
+        if values:
+            arr = np.asarray(values)
+            out[kind] = {"replies": len(values), "p50_ms": float(np.percentile(arr, 50)),
+                         "p99_ms": float(np.percentile(arr, 99)),
+                         "p99_over_p50": float(np.percentile(arr, 99) / np.percentile(arr, 50)),
+                         "reply_mb": sizes[kind] / 2**20}
+    return out
 
 
-async def part_load(duration_s: float) -> dict[str, Any]:
+async def part_load(duration_s: float, idle_s: float = 6.0) -> dict[str, Any]:
     srv = Server("--source", "synthetic:848x480@30", "--decimation", "2")
     try:
         await wait_ready(srv.url)
+        # The base: serving frames, one client's worth of each reply made once, then idle (released).
+        await hammer(srv.url, 2, 1.0, mixed=True)
+        await asyncio.sleep(idle_s)
         rss = [srv.rss_mb()]
         start_rss = rss[0]
 
@@ -153,11 +186,16 @@ async def part_load(duration_s: float) -> dict[str, Any]:
 
         sampler = asyncio.create_task(sample())
         cpu0, wall0 = sum(srv.ps.cpu_times()[:2]), time.monotonic()
-        result = await hammer(srv.url, 50, duration_s)
+        result = await hammer(srv.url, 50, duration_s, mixed=True)
         server_cpu = (sum(srv.ps.cpu_times()[:2]) - cpu0) / (time.monotonic() - wall0)
+        end_rss = srv.rss_mb()
+        await asyncio.sleep(idle_s)  # idle: the server releases its caches and gives memory back
         sampler.cancel()
+        one_cloud = max(result.get(k, {}).get("reply_mb", 0.0) for k in ("compat", "binary"))
         m = await metrics(srv.url)
-        result.update(server_cpu_cores=server_cpu, rss_start_mb=start_rss, rss_peak_mb=max(rss), rss_end_mb=srv.rss_mb(),
+        result.update(server_cpu_cores=server_cpu, rss_start_mb=start_rss, rss_peak_mb=max(rss), rss_end_mb=end_rss,
+                      rss_idle_mb=srv.rss_mb(), one_encoded_cloud_mb=one_cloud,
+                      rss_budget_mb=start_rss + 50 * one_cloud,
                       cache_hits=m.get("depthcloud_encode_cache_hits_total"),
                       cache_misses=m.get("depthcloud_encode_cache_misses_total"),
                       server_errors=sum(v for k, v in m.items() if k.startswith("depthcloud_errors_total")))
@@ -186,6 +224,7 @@ async def part_slow_reader(duration_s: float, rounds: int = 3) -> dict[str, Any]
             out[f"{tag}_replies_per_s"] = pooled("replies_per_s", slow)
             out[f"{tag}_p50_per_round_ms"] = [r["p50_ms"] for r in runs[slow]]
         out["p50_ratio"] = out["with_p50_ms"] / out["without_p50_ms"]
+        out["replies_lost"] = 1.0 - out["with_replies_per_s"] / out["without_replies_per_s"]
         return out
     finally:
         srv.close()
@@ -291,14 +330,21 @@ async def main(quick: bool) -> None:
          f"goal p50 ≤ 10 ms; {b['message_mb']:.1f} MiB a reply; {b['cache_misses']:.0f} encodes"],
         ["same, 30 fps source (new frame most requests)", f"p50 {bl['p50_ms']:.2f} ms, p99 {bl['p99_ms']:.2f} ms",
          f"{bl['cache_misses']:.0f} encodes for {bl['requests']} requests"],
-        [f"load: 50 clients × {ld['duration_s']} s, compat '2'",
-         f"p50 {ld['p50_ms']:.1f} ms, p99 {ld['p99_ms']:.1f} ms, {ld['replies_per_s']:.0f} replies/s",
-         f"errors {ld['errors']}; server CPU {ld['server_cpu_cores']:.2f} cores; RSS {ld['rss_start_mb']:.0f} → peak {ld['rss_peak_mb']:.0f} → "
-         f"{ld['rss_end_mb']:.0f} MiB; cache {ld['cache_hits']:.0f} hits / {ld['cache_misses']:.0f} encodes"],
-        ["slow reader: 10 clients, p50 without → with (median of alternating runs)",
-         f"{s['without_p50_ms']:.1f} → {s['with_p50_ms']:.1f} ms",
-         f"ratio {s['p50_ratio']:.2f}; {s['without_replies_per_s']:.0f} → {s['with_replies_per_s']:.0f} replies/s; "
-         f"errors {s['errors']}"],
+        *[[f"load: 50 clients × {ld['duration_s']} s, {kind} ({ld[kind]['replies']} replies)",
+           f"p50 {ld[kind]['p50_ms']:.1f} ms, p99 {ld[kind]['p99_ms']:.1f} ms",
+           f"p99/p50 {ld[kind]['p99_over_p50']:.2f} (goal ≤ 3); {ld[kind]['reply_mb']:.2f} MiB a reply"]
+          for kind in ("compat", "binary") if kind in ld],
+        ["load: the same, server side",
+         f"{ld['replies_per_s']:.0f} replies/s, errors {ld['errors']}, CPU {ld['server_cpu_cores']:.2f} cores",
+         f"cache {ld['cache_hits']:.0f} shared / {ld['cache_misses']:.0f} encodes"],
+        ["load: RSS base → peak → end → idle",
+         f"{ld['rss_start_mb']:.0f} → {ld['rss_peak_mb']:.0f} → {ld['rss_end_mb']:.0f} → {ld['rss_idle_mb']:.0f} MiB",
+         f"goal peak ≤ base + 50 × {ld['one_encoded_cloud_mb']:.2f} MiB = {ld['rss_budget_mb']:.0f} MiB; "
+         f"idle within 20 % of base ({1.2 * ld['rss_start_mb']:.0f} MiB)"],
+        ["slow reader: 10 clients, without → with (median of alternating runs)",
+         f"p50 {s['without_p50_ms']:.1f} → {s['with_p50_ms']:.1f} ms; "
+         f"{s['without_replies_per_s']:.0f} → {s['with_replies_per_s']:.0f} replies/s",
+         f"replies lost {100 * s['replies_lost']:.1f} % (goal < 5 %); errors {s['errors']}"],
         [f"vanishing: {vz['rounds']}×{vz['clients_per_round']} clients dropped mid-reply",
          f"tasks {vz['tasks_before']:.0f} → {vz['tasks_after']:.0f}, fds {vz['fds_before']:.0f} → {vz['fds_after']:.0f}",
          f"clients left {vz['clients_after']:.0f}"],

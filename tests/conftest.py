@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -48,6 +52,36 @@ def optional_import(name: str) -> ModuleType:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         hint = " (Debian: apt-get install libusb-1.0-0; .ci/run installs it)" if "libusb" in reason else ""
         pytest.skip(f"{name} cannot be imported: {reason}{hint}", allow_module_level=True)
+
+
+async def until(cond: Callable[[], Any], timeout_s: float = 10.0) -> None:
+    """Poll ``cond`` until it is true; AssertionError after ``timeout_s`` (a hang guard, not a timing)."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def write_event_log(path: Path, calibration: Any, frames: Sequence[Any], *, service: str = "oak0") -> Path:
+    """A farm-ng event log (Amiga .bin): ``calibration`` as /calibration (unless None), then each
+    OakFrame message of ``frames`` as /disparity."""
+    from farm_ng.core.event_pb2 import Event
+    from farm_ng.core.uri import make_proto_uri
+
+    from depthcloud.amiga.eventlog import EventLogWriter
+
+    def put(writer: Any, uri_path: str, message: Any) -> None:
+        payload = message.SerializeToString()
+        writer.write(Event(uri=make_proto_uri(uri_path, message, service_name=service), payload_length=len(payload)),
+                     payload)
+
+    with EventLogWriter(path) as w:
+        if calibration is not None:
+            put(w, "/calibration", calibration)
+        for f in frames:
+            put(w, "/disparity", f)
+    return path
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import need
+from conftest import need, write_event_log
 from depthcloud.amiga.client import OakClient, ServiceConfig, record
 from depthcloud.amiga.emulator import OakEmulator, Published, planes_disparity, planes_scene, recording_scene
 from depthcloud.amiga.eventlog import read_event_log
@@ -227,29 +227,12 @@ async def test_amiga_source_live_and_replayed(calibration, tmp_path):
     assert frames[-1].depth.shape == (400, 640)
 
 
-def _write_log(path, calibration, frames):
-    from farm_ng.core.event_pb2 import Event
-    from farm_ng.core.uri import make_proto_uri
-
-    from depthcloud.amiga.eventlog import EventLogWriter
-
-    def put(writer, uri_path, message):
-        payload = message.SerializeToString()
-        writer.write(Event(uri=make_proto_uri(uri_path, message, service_name="oak0"), payload_length=len(payload)),
-                     payload)
-
-    with EventLogWriter(path) as w:
-        put(w, "/calibration", calibration)
-        for f in frames:
-            put(w, "/disparity", f)
-
-
 async def test_amiga_replay_delivers_every_recorded_frame(calibration, tmp_path):
     """Issue 14: open_source("amiga:oak0.bin") delivered 2 of 20 frames (newest-frame-wins on a file
     read as fast as possible); a consumer that keeps up, even a slow one, now gets all of them."""
     from depthcloud.sources import open_source
 
-    _write_log(tmp_path / "oak0.bin", calibration, [p.message for p in islice(planes_scene(calibration), 20)])
+    write_event_log(tmp_path / "oak0.bin", calibration, [p.message for p in islice(planes_scene(calibration), 20)])
     async with open_source(f"amiga:{tmp_path / 'oak0.bin'}") as replay:
         seqs = []
         async for f in replay:
@@ -273,32 +256,30 @@ async def test_truncated_recording_replays_what_is_whole(calibration, tmp_path):
 
 
 async def test_replay_source_skips_corrupt_frames_and_needs_a_calibration(calibration, tmp_path):
-    from farm_ng.core.event_pb2 import Event
-    from farm_ng.core.uri import make_proto_uri
-
     from depthcloud.amiga.client import ClientStats
-    from depthcloud.amiga.eventlog import EventLogWriter
     from depthcloud.amiga.source import replay_frames
     from depthcloud.errors import FormatError
 
     frames = [p.message for p in islice(planes_scene(calibration), 3)]
     frames[1].image_data = b"\xff\xd8 cut"
 
-    def put(writer, path, message):
-        payload = message.SerializeToString()
-        writer.write(Event(uri=make_proto_uri(path, message, service_name="oak0"), payload_length=len(payload)),
-                     payload)
-
-    with EventLogWriter(tmp_path / "log.bin") as w:
-        put(w, "/calibration", calibration)
-        for f in frames:
-            put(w, "/disparity", f)
+    write_event_log(tmp_path / "log.bin", calibration, frames)
     stats = ClientStats()
     got = [f async for f in replay_frames(tmp_path / "log.bin", stats=stats)]
     assert [f.seq for f in got] == [0, 2]
     assert (stats.decoded, stats.corrupt) == (2, 1) and "frame 1: JPEG disparity is truncated" in stats.report()
 
-    with EventLogWriter(tmp_path / "nocal.bin") as w:
-        put(w, "/disparity", frames[0])
+    write_event_log(tmp_path / "nocal.bin", None, frames[:1])
     with pytest.raises(FormatError, match=r"nocal\.bin: no OakCalibration in this event log"):
         _ = [f async for f in replay_frames(tmp_path / "nocal.bin")]
+
+
+def test_record_reads_an_amiga_recording_to_its_end(calibration, tmp_path, capsys):
+    """`record --source amiga:FILE.bin` needs no --frames: it is a recording, read to its end, every frame."""
+    from depthcloud.cli import main
+    from depthcloud.sources.replay import read_recording
+
+    write_event_log(tmp_path / "oak0.bin", calibration, [p.message for p in islice(planes_scene(calibration), 12)])
+    assert main(["record", "--source", f"amiga:{tmp_path / 'oak0.bin'}", "-o", str(tmp_path / "oak.dcrec")]) == 0
+    assert "recorded 12 frames" in capsys.readouterr().out
+    assert [f.seq for f in read_recording(tmp_path / "oak.dcrec")] == list(range(12))

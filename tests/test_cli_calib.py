@@ -123,7 +123,7 @@ def test_calibrate_mono_refuses_existing_output_and_bad_board(samples: Path, tmp
     assert_user_error(code, err, "board: expected COLSxROWS")
     code, _, err = run(capsys, "calibrate", "mono", *lefts(samples, 3), "--board", "9x6", "--square-m", "-1",
                        "-o", tmp_path / "d.yaml")
-    assert_user_error(code, err, "square_size_m")
+    assert_user_error(code, err, "--square-m: expected a positive number")
 
 
 # -- calibrate stereo --------------------------------------------------------------------------------

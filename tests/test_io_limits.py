@@ -285,3 +285,16 @@ def test_fuzz_bag_headers_give_only_format_errors(data_dir, tmp_path):
             raise AssertionError(f"mutation {k}: {type(exc).__name__}: {exc}") from exc
         assert s.size == len(data)
     assert refused > N_MUTATIONS // 4  # the checks do refuse; the rest passed every length check
+
+
+def test_cli_info_and_disparity_check_sizes_first(tmp_path, capsys):
+    from depthcloud.cli import main
+
+    (tmp_path / "bomb.png").write_bytes(png_header(40000, 35000))
+    assert main(["info", str(tmp_path / "bomb.png")]) == 2
+    assert "bomb.png: the image declares 40000x35000" in capsys.readouterr().err
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False, "shape": (90000, 90000)})
+    (tmp_path / "d.npy").write_bytes(npy.getvalue() + b"\x00" * 64)
+    assert main(["info", str(tmp_path / "d.npy")]) == 2
+    assert "d.npy: the array declares shape (90000, 90000) of float32" in capsys.readouterr().err

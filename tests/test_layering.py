@@ -59,7 +59,7 @@ def imported(path: Path, module: str) -> set[str]:
                 base = ""
             else:
                 continue
-            found |= {f"{base}.{a.name}".strip(".") if not base else base for a in node.names}
+            found |= {base or a.name for a in node.names}
     return {m for m in found if m}
 
 

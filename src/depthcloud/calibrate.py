@@ -366,7 +366,7 @@ def check_calibration(
             worst = f"; worst views: {_worst(views, per_view_rms_px)}"
         raise CalibrationError(
             f"{where}RMS reprojection error {rms_px:.2f} px is implausible for a chessboard (good ones are "
-            f"below 1 px; limit {max_rms_px:g} px): the detected corners do not fit a {board.cols}x{board.rows} "
+            f"below 1 px; limit {max_rms_px:g} px, --max-rms): the detected corners do not fit a {board.cols}x{board.rows} "
             f"board{worst}; {_board_hint(board)}"
         )
     side = max(k.width, k.height)
@@ -451,12 +451,13 @@ class MonoCalibration:
         return "\n".join(lines) + "\n"
 
 
-def _intrinsics_table(cams: Sequence[tuple[str, Intrinsics]]) -> str:
+def _intrinsics_table(cams: Sequence[tuple[str, Intrinsics]], *, compare: bool = True) -> str:
+    """A Markdown table of cameras; with ``compare`` and two cameras, a row of their differences."""
     rows = ["| camera | fx | fy | cx | cy | distortion |", "|---|---|---|---|---|---|"]
     for name, c in cams:
         dist = ", ".join(f"{d:.5g}" for d in c.dist) or "none"
         rows.append(f"| {name} | {c.fx:.3f} | {c.fy:.3f} | {c.cx:.3f} | {c.cy:.3f} | {dist} |")
-    if len(cams) == 2:
+    if compare and len(cams) == 2:
         (_, a), (_, b) = cams
         rows.append(
             f"| difference | {100 * (a.fx - b.fx) / b.fx:+.2f} % | {100 * (a.fy - b.fy) / b.fy:+.2f} % | "
@@ -686,13 +687,13 @@ class StereoCalibration:
             f"- outlier pairs: {', '.join(self.views[i][0] for i in self.outliers) or 'none'}",
             "",
         ]
-        cams = [("left", r.left), ("right", r.right)]
-        if reference is not None:
-            cams = [("left", r.left), (f"left ({reference_name})", reference[0]),
-                    ("right", r.right), (f"right ({reference_name})", reference[1])]
-        lines.append(_intrinsics_table(cams[:2]))
-        lines.append("")
-        lines.append(_intrinsics_table(cams[2:]))
+        if reference is None:
+            # One table of both cameras; a "difference" row between left and right would mean nothing.
+            lines.append(_intrinsics_table([("left", r.left), ("right", r.right)], compare=False))
+        else:
+            lines.append(_intrinsics_table([("left", r.left), (f"left ({reference_name})", reference[0])]))
+            lines.append("")
+            lines.append(_intrinsics_table([("right", r.right), (f"right ({reference_name})", reference[1])]))
         lines += ["", "| left | right | RMS left (px) | RMS right (px) | outlier |", "|---|---|---|---|---|"]
         for i, ((a, b), e) in enumerate(zip(self.views, self.per_view_rms_px, strict=True)):
             lines.append(f"| {a} | {b} | {e[0]:.4f} | {e[1]:.4f} | {'yes' if i in self.outliers else ''} |")

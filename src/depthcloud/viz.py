@@ -277,7 +277,8 @@ def grid(
     if labels is not None and (isinstance(labels, str) or len(labels) != len(images)):
         raise InputError(f"labels: expected {len(images)} captions, one per image, got {labels!r}")
     bg = _rgb_triplet("background", background)
-    rows = [side_by_side(images[i:i + c], labels=None if labels is None else labels[i:i + c], gap=g, background=bg)
+    rows = [side_by_side(images[i:i + c], labels=None if labels is None else labels[i:i + c], gap=g,
+                         background=background)
             for i in range(0, len(images), c)]
     w = max(r.shape[1] for r in rows)
     out = np.empty((sum(r.shape[0] for r in rows) + g * (len(rows) - 1), w, 3), np.uint8)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 # Libraries log on their own (gRPC's C core, OpenCV's WARN lines) unless told not to before they load;
 # the CLI speaks one line per error, so they are told here. A user's own setting wins.
@@ -25,7 +25,7 @@ from depthcloud.errors import DepthcloudError
 _display_type = typer.core.TyperOption.display_type_rich
 
 
-def _no_bool_placeholder(self: typer.core.TyperOption, ctx: typer.Context) -> str | None:
+def _no_bool_placeholder(self: typer.core.TyperOption, ctx: Any) -> str | None:
     # A plain flag takes no value, so the help shows none (typer would print "<bool>").
     return None if self.is_flag else _display_type(self, ctx)
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     except DepthcloudError as exc:
         if debug:
             raise
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{type(exc).__name__}: {_cli_names(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
         # The system refused a file or socket operation (permission, full disk, port in use): the
@@ -117,6 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 1
     return 0
+
+
+# Library errors name the Python argument ("depth_scale: expected ..."); on the command line the user
+# typed the option, so the message names that instead.
+_OPTION_OF = {
+    "depth_scale": "--depth-scale", "preset": "--preset", "board": "--board", "square_size_m": "--square-m",
+    "alpha": "--alpha", "min_depth_m": "--min-depth", "max_depth_m": "--max-depth", "voxel_m": "--voxel",
+    "decimation": "--decimation", "max_points": "--max-points", "every_n": "--every-n",
+}
+
+
+def _cli_names(message: str) -> str:
+    name, sep, rest = message.partition(":")
+    return f"{_OPTION_OF[name]}{sep}{rest}" if sep and name in _OPTION_OF else message
 
 
 def _usage_error(exc: Exception) -> int:

@@ -19,7 +19,16 @@ from depthcloud.errors import FormatError, InputError, OutputExistsError
 
 T = TypeVar("T")
 
-console = Console(stderr=False, highlight=False, soft_wrap=True)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich would exit 1 here; the reader going away (`| head`) is not an error: depthcloud.cli.main
+        # ends quietly with 0 when it sees this.
+        raise BrokenPipeError("the reader of stdout went away")
+
+
+console = _Console(stderr=False, highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -85,7 +94,7 @@ def rewrite_camera_aliases(args: list[str], known: set[str]) -> list[str]:
 class CameraCommand(typer.core.TyperCommand):
     """A command with a ``--camera`` option that also answers to the old spellings (hidden)."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         known = {o for p in self.params for o in (*p.opts, *getattr(p, "secondary_opts", ()))}
         return super().parse_args(ctx, rewrite_camera_aliases(list(args), known))
 
@@ -124,11 +133,11 @@ def check_frame(frame: str) -> str:
 # -- outputs whose kind the extension says ----------------------------------------------------------------
 
 
-def check_suffix(path: Path, allowed: Iterable[str], what: str) -> Path:
+def check_suffix(path: Path, allowed: Iterable[str], what: str, *, option: str = "-o") -> Path:
     """Refuse an output whose extension does not say ``what`` it is (e.g. ``record -o a.ply``)."""
     exts = tuple(allowed)
     if path.suffix.lower() not in exts:
-        raise InputError(f"-o: {what} files end in {' '.join(exts)}, got {path.suffix or 'no extension'!r}",
+        raise InputError(f"{option}: {what} files end in {' '.join(exts)}, got {path.suffix or 'no extension'!r}",
                          path=path)
     return path
 

@@ -160,7 +160,7 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option("--port", help="Port to listen on (0 = any free one).")] = 50011,
         host: Annotated[str, typer.Option("--host", help="Address to bind; loopback unless you say otherwise.")] = "127.0.0.1",
         recording: Annotated[Path | None, typer.Option("--from", help="Replay this event log (.bin).")] = None,
-        calibration: Annotated[Path | None, typer.Option("--camera", help="Calibration to serve: a depthai/OAK calibration JSON (or farm-ng OakCalibration JSON).")] = None,
+        calibration: Annotated[Path | None, typer.Option("--camera", help="Calibration file to serve: a depthai/OAK calibration JSON (or farm-ng OakCalibration JSON).")] = None,
         fps: Annotated[float, typer.Option("--fps", help="Frames per second published.")] = 10.0,
         frames: Annotated[int | None, typer.Option("--frames", help="Stop after publishing this many (default: until Ctrl-C).")] = None,
         encoding: Annotated[str, typer.Option("--encoding", help="Synthetic disparity encoding: jpeg, png or raw.")] = "jpeg",

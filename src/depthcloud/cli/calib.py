@@ -38,6 +38,7 @@ SquareOpt = Annotated[float, typer.Option("--square-m", help="Side of one square
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that exist.")]
 MethodOpt = Annotated[str, typer.Option("--method", help="Corner detector: auto (the measurably better per view), sb, classic.")]
 AspectOpt = Annotated[bool, typer.Option("--fix-aspect-ratio", help="Keep fy/fx = 1 (CALIB_FIX_ASPECT_RATIO).")]
+MaxRmsOpt = Annotated[float, typer.Option("--max-rms", help="Refuse a calibration whose RMS reprojection error is above this many pixels (a chessboard gives well under 1).")]
 TangentOpt = Annotated[bool, typer.Option("--zero-tangent", help="No tangential distortion (CALIB_ZERO_TANGENT_DIST).")]
 RationalOpt = Annotated[bool, typer.Option("--rational", help="8-coefficient rational model (CALIB_RATIONAL_MODEL).")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write the report as Markdown here.")]
@@ -157,6 +158,7 @@ def register(app: typer.Typer) -> None:
         zero_tangent: TangentOpt = False,
         rational: RationalOpt = False,
         fix_principal_point: Annotated[bool, typer.Option("--fix-principal-point", help="Keep the principal point at the image centre.")] = False,
+        max_rms: MaxRmsOpt = 2.0,
         overwrite: OverwriteOpt = False,
     ) -> None:
         """Calibrate one camera: RMS, per-view errors, outliers, coverage; writes a camera file."""
@@ -169,7 +171,7 @@ def register(app: typer.Typer) -> None:
         paths = expand(images, "IMAGES")
         dets = _detect(paths, b, method, "detecting corners")
         result = run(dets, b, fix_aspect_ratio=fix_aspect_ratio, zero_tangent=zero_tangent,
-                     rational_model=rational, fix_principal_point=fix_principal_point)
+                     rational_model=rational, fix_principal_point=fix_principal_point, max_rms_px=max_rms)
         ref = None
         if reference is not None:
             loaded = load_calibration(reference, image_size=result.intrinsics.size)
@@ -205,6 +207,7 @@ def register(app: typer.Typer) -> None:
         zero_tangent: TangentOpt = False,
         rational: RationalOpt = False,
         fix_intrinsics: Annotated[bool, typer.Option("--fix-intrinsics", help="Calibrate each camera alone first and keep it (CALIB_FIX_INTRINSIC).")] = False,
+        max_rms: MaxRmsOpt = 2.0,
         overwrite: OverwriteOpt = False,
     ) -> None:
         """Calibrate a stereo rig: baseline, rectification, epipolar error; writes a rig file."""
@@ -222,7 +225,8 @@ def register(app: typer.Typer) -> None:
             )
         ld = _detect(lp, b, method, "detecting corners (left)")
         rd = _detect(rp, b, method, "detecting corners (right)")
-        opts = {"fix_aspect_ratio": fix_aspect_ratio, "zero_tangent": zero_tangent, "rational_model": rational}
+        opts = {"fix_aspect_ratio": fix_aspect_ratio, "zero_tangent": zero_tangent, "rational_model": rational,
+                "max_rms_px": max_rms}
         kl = kr = None
         if fix_intrinsics:
             kl, kr = mono(ld, b, **opts).intrinsics, mono(rd, b, **opts).intrinsics
@@ -283,7 +287,7 @@ def register(app: typer.Typer) -> None:
 
             for name, (p, ext) in extras.items():
                 if p is not None:
-                    check_suffix(p, MESH_EXTENSIONS if name == "mesh" else (ext,), f"--{name}")
+                    check_suffix(p, MESH_EXTENSIONS if name == "mesh" else (ext,), name, option=f"--{name}")
         jobs = []
         for lp, rp in pairs:
             outs = {"cloud": output / f"{lp.stem}.ply" if many else output}

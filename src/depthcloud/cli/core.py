@@ -108,6 +108,18 @@ def _finish(cloud: PointCloud, out: Path, *, frame: str, ascii_: bool) -> PointC
 
 
 
+def _load_npy(path: Path) -> np.ndarray:
+    """A .npy array, its header checked against the size limit first (depthcloud.io.limits)."""
+    from depthcloud.io.limits import check_npy_header
+
+    with open(path, "rb") as fh:
+        check_npy_header(fh, path=path.name)
+    try:
+        return np.load(path, allow_pickle=False)  # type: ignore[no-any-return]
+    except (OSError, ValueError) as exc:
+        raise FormatError(f"not a readable .npy array ({exc})", path=path) from exc
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def version() -> None:
@@ -191,7 +203,7 @@ def register(app: typer.Typer) -> None:
     def convert(
         src: Annotated[Path, typer.Argument(help="Input cloud.", show_default=False)],
         dst: Annotated[Path, typer.Argument(help="Output cloud FILE; the format follows the extension.", show_default=False)],
-        frame: Annotated[str | None, typer.Option("--frame", help=f"Convert the points to this frame: {', '.join(FRAMES)}.")] = None,
+        frame: Annotated[str | None, typer.Option("--frame", help=f"Frame of the written points (converted from the cloud's): {', '.join(FRAMES)}.")] = None,
         ascii_: AsciiOpt = False,
         overwrite: OverwriteOpt = False,
     ) -> None:
@@ -214,7 +226,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def info(
-        path: Annotated[Path, typer.Argument(help="A cloud, an image (depth, disparity, colour), a calibration file or a .dcrec recording.", show_default=False)],
+        path: Annotated[Path, typer.Argument(help="A cloud, an image (depth, disparity, colour), a calibration file, or a recording (.dcrec, RealSense .bag, Amiga .bin).", show_default=False)],
     ) -> None:
         """Describe a point cloud, an image, a calibration file or a recording."""
         check_input(path)
@@ -241,6 +253,10 @@ def describe(path: Path) -> list[str]:
         return _describe_recording(path)
     if ext == ".mcap":
         return _describe_mcap(path)
+    if ext == ".bag":
+        return _describe_bag(path)
+    if ext == ".bin":
+        return _describe_event_log(path)
     if ext in CLOUD_EXTS and ext != ".txt":
         return _describe_cloud(path)
     if ext in IMAGE_EXTS:
@@ -304,6 +320,43 @@ def _describe_recording(path: Path) -> list[str]:
     return lines
 
 
+def _describe_bag(path: Path) -> list[str]:
+    from depthcloud.io.rosbag import scan_bag
+
+    bag = scan_bag(path)
+    streams = bag.streams()
+    lines = [f"{path}: RealSense recording (ROS bag 2.0), {bag.size / 1e6:.2f} MB, {bag.chunks} chunk(s) "
+             f"({', '.join(sorted(bag.compressions)) or 'none'})"]
+    if bag.duration_s is not None:
+        lines.append(f"  {bag.duration_s:.3f} s of recording")
+    for name, n in streams.items():
+        lines.append(f"  stream {name.rsplit('/', 1)[-1]}: {n} frame(s) ({name})")
+    if not streams:
+        lines.append("  no image streams")
+    return lines
+
+
+def _describe_event_log(path: Path) -> list[str]:
+    from depthcloud.amiga.eventlog import EventLogReader
+
+    reader = EventLogReader(path)
+    counts: dict[str, int] = {}
+    stamps: list[float] = []
+    for rec in reader:
+        key = f"{rec.path} ({rec.type_name.rsplit('.', 1)[-1] or '?'})"
+        counts[key] = counts.get(key, 0) + 1
+        if rec.event.timestamps:
+            stamps.append(float(rec.event.timestamps[0].stamp))
+    lines = [f"{path}: farm-ng event log (Amiga), {reader.count} record(s), {reader.size / 1e6:.2f} MB"]
+    if len(stamps) > 1:
+        lines.append(f"  {max(stamps) - min(stamps):.3f} s of recording")
+    for key, n in sorted(counts.items()):
+        lines.append(f"  stream {key}: {n} message(s)")
+    if reader.problem:
+        lines.append(f"  damaged: {reader.problem} (the records before it are whole)")
+    return lines
+
+
 def _describe_image(path: Path) -> list[str]:
     ext = path.suffix.lower()
     arr: np.ndarray
@@ -312,14 +365,15 @@ def _describe_image(path: Path) -> list[str]:
 
         arr = read_pfm(path)
     elif ext == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise FormatError(f"not a readable .npy array ({exc})", path=path) from exc
+        arr = _load_npy(path)
     else:
         import cv2
 
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        from depthcloud.io.limits import check_image_bytes
+
+        data = path.read_bytes()
+        check_image_bytes(data, path=path.name)  # before OpenCV allocates what the header declares
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise FormatError("not a readable image", path=path)
         arr = img

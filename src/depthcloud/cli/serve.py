@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         foxglove: Annotated[bool, typer.Option(
             "--foxglove", help="Also publish to Foxglove Studio over its WebSocket protocol (bound to --host).")] = False,
         foxglove_port: Annotated[int, typer.Option(help="Port of the Foxglove WebSocket server; 0 picks a free one.")] = 8765,
+        insecure: Annotated[bool, typer.Option("--insecure", help="Allow serving without a token on a non-loopback --host, or with --token ''.")] = False,
     ) -> None:
         """Serve the newest point cloud over websocket (/ compatible, /v1 binary) and HTTP on one port.
 
@@ -47,6 +48,7 @@ def register(app: typer.Typer) -> None:
             "source": source, "host": host, "port": port, "decimation": decimation, "temporal": temporal,
             "spatial": spatial, "min_depth_m": min_depth, "max_depth_m": max_depth, "voxel_m": voxel,
             "frame": frame, "token": token, "max_clients": max_clients, "max_message_mb": max_message_mb,
+            "insecure": insecure or None,
         }
         cfg = load_config(flags, config_file=config)
         # The server reports through logging (source failures, a non-loopback bind); show it on stderr.
@@ -56,9 +58,13 @@ def register(app: typer.Typer) -> None:
 
         async def run() -> None:
             task = asyncio.current_task()
-            if task is not None and hasattr(signal, "SIGTERM"):
-                with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
-                    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+            if task is not None:
+                # Both signals stop the server the same way, also when it was started as a background
+                # job whose SIGINT the shell set to "ignore" (Python then never raises KeyboardInterrupt).
+                for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+                    if sig is not None:
+                        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
+                            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
             async with CloudServer(cfg) as server, foxglove_bridge(server, cfg.host, foxglove_port if foxglove else None) as bridge:
                 http_url = server.url.replace("ws://", "http://", 1)
                 console.print(f"serving {cfg.source} on {server.url}/ (compatible) and {server.url}/v1 (binary); "
@@ -78,7 +84,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def get(
         url: Annotated[str, typer.Argument(help="Server address, e.g. ws://127.0.0.1:8787")],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Cloud file to write (.ply, .pcd, …).")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Cloud FILE to write (.ply .pcd .xyz .csv .npz).")],
         overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
         encoding: Annotated[str, typer.Option(help="Transfer encoding: f32, f16, i16mm or compact (depth image + JPEG).")] = "f32",
         compress: Annotated[str, typer.Option(help="Transfer compression: none, zstd or deflate.")] = "none",

@@ -91,7 +91,9 @@ def _translate(exc: Exception, url: str) -> ProtocolError:
         return ProtocolError(f"{url}: connection closed ({why})")
     if isinstance(exc, TimeoutError):
         return ProtocolError(f"{url}: no answer in time")
-    return ProtocolError(f"{url}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, OSError) and exc.strerror:  # refused, unreachable: the reason, without "[Errno 111]"
+        return ProtocolError(f"{url}: cannot connect: {exc.strerror[:1].lower()}{exc.strerror[1:]}")
+    return ProtocolError(f"{url}: {exc}" if str(exc) else f"{url}: {type(exc).__name__}")
 
 
 def _websockets_errors() -> tuple[type[Exception], ...]:
@@ -209,6 +211,26 @@ def _connect(url: str, token: str | None, max_message_mb: float, timeout_s: floa
         raise _translate(exc, url) from exc
 
 
+def _why_silent(url: str, token: str | None) -> str:
+    """What the server says about itself when a request went unanswered (its source's state and last
+    error, from ``info``, which never waits for a frame), or ""."""
+    try:
+        doc = info(url, token=token, timeout_s=2.0)
+    except (ProtocolError, InputError):
+        return ""
+    state, error = doc.get("state"), doc.get("last_error")
+    if state in (None, "running") and not error:
+        return ""
+    return f"; the server says: the source is {state}" + (f": {error}" if error else "")
+
+
+def _recv_or_why(ws: Any, url: str, token: str | None, timeout_s: float) -> str | bytes:
+    try:
+        return ws.recv(timeout=timeout_s)  # type: ignore[no-any-return]
+    except TimeoutError:
+        raise ProtocolError(f"{url}: no answer within {timeout_s:g} s{_why_silent(url, token)}") from None
+
+
 def get_cloud(
     url: str,
     *,
@@ -226,7 +248,7 @@ def get_cloud(
     request = _request("get", **_get_fields(encoding, colors, compress, max_points, decimation))
     with _connect(target, token, max_message_mb, timeout_s) as ws:
         ws.send(request)
-        return _cloud_of(ws.recv(timeout=timeout_s))
+        return _cloud_of(_recv_or_why(ws, target, token, timeout_s))
 
 
 def subscribe(

@@ -33,6 +33,8 @@ class ServeConfig:
     frame: the named frame clouds are served in. token: required bearer token (None = open).
     max_clients: websocket connections at once. max_message_mb: the largest message sent or
     accepted by the client side, MiB. source_timeout_s: no frame for this long = the source failed.
+    insecure: allow what would expose the clouds to anyone: an empty ``token`` (it turns
+    authentication off) and a non-loopback ``host`` without a token; both are refused otherwise.
     """
 
     source: str = "realsense"
@@ -49,10 +51,16 @@ class ServeConfig:
     max_clients: int = 64
     max_message_mb: float = 256.0
     source_timeout_s: float = 5.0
+    insecure: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, _CONVERT[f.name](getattr(self, f.name), f.name))
+        if self.token == "":
+            if not self.insecure:
+                raise ConfigError("an empty token would turn authentication off; give a token, or --insecure "
+                                  "to serve without one", key="token")
+            object.__setattr__(self, "token", None)
         if self.min_depth_m > self.max_depth_m:
             raise ConfigError(f"min_depth_m {self.min_depth_m} exceeds max_depth_m {self.max_depth_m}",
                               key="min_depth_m")
@@ -120,7 +128,10 @@ def _text(value: Any, key: str) -> str:
 
 
 def _token(value: Any, key: str) -> str | None:
-    return None if value is None or value == "" else _text(value, key)
+    # "" stays "": an explicit empty token is refused unless insecure (see ServeConfig).
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None if value is None else ""
+    return _text(value, key)
 
 
 def _frame(value: Any, key: str) -> str:
@@ -144,6 +155,7 @@ _CONVERT: dict[str, Callable[[Any, str], Any]] = {
     "max_clients": _int(1, 100_000),
     "max_message_mb": _float(0.0, 4096.0, low_open=True),
     "source_timeout_s": _float(0.0, 3600.0, low_open=True),
+    "insecure": _bool,
 }
 KEYS = tuple(f.name for f in dataclasses.fields(ServeConfig))
 

@@ -181,7 +181,8 @@ def parse_compat_request(message: str | bytes) -> int:
     if isinstance(message, (bytes, bytearray, memoryview)):
         raise ProtocolError("expected a text message with a decimation magnitude 1..8, got a binary message")
     text = message.strip()
-    if not text.isdigit() or not 1 <= int(text) <= 8:
+    # Length first: int() of thousands of digits raises ValueError (Python's int-digit limit).
+    if len(text) > 3 or not text.isdigit() or not 1 <= int(text) <= 8:
         shown = text if len(text) <= 40 else text[:40] + "…"
         raise ProtocolError(f"expected a decimation magnitude 1..8 as text, got {shown!r}")
     return int(text)

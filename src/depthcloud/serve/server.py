@@ -63,8 +63,36 @@ log = logging.getLogger("depthcloud.serve")
 
 #: the largest message a client may send; requests are small JSON or a digit
 MAX_REQUEST_BYTES = 64 * 1024
+#: how long a request that arrives before the first frame (the source is starting) waits for it
+FIRST_FRAME_WAIT_S = 3.0
+#: a recording (bag:, replay:, amiga:FILE.bin) that fails this many times in a row without giving a
+#: frame is "failed" for good: a file that cannot be read will not become readable by retrying
+MAX_FILE_FAILURES = 3
+#: without a request for this long, cached encodings are released and freed memory given back
+IDLE_RELEASE_S = 2.0
+#: at most this many encodings (one per distinct request) are kept
+_CACHE_KEYS = 32
 _POLL_S = 0.25  # how often the worker looks at the source's state between frames
 _RESTART_BACKOFF_S = (0.2, 5.0)
+_CLOSE_GRACE_S = 1.0  # how long stop() lets connections close politely before cutting them
+
+
+def release_memory() -> bool:
+    """Give freed heap memory back to the operating system (glibc's malloc_trim); False elsewhere."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to call
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
+    return True
 
 
 def is_loopback(host: str) -> bool:
@@ -101,6 +129,11 @@ class Snapshot:
                 found = self._clouds[m] = self._pipeline.cloud(self.frame, m)
             return found
 
+    def forget_extra_clouds(self) -> None:
+        """Drop the clouds made for other magnitudes than the default (made again when asked)."""
+        with self._lock:
+            self._clouds = {m: c for m, c in self._clouds.items() if m == self.default_magnitude}
+
 
 @dataclass(frozen=True)
 class WorkerStatus:
@@ -110,6 +143,7 @@ class WorkerStatus:
     frames: int
     dropped: int
     restarts: int
+    loops: int = 0
 
 
 class _Worker:
@@ -131,6 +165,7 @@ class _Worker:
         self._source: Any = None
         self._seq = 0
         self._restarts = 0
+        self._loops = 0
         self._frames = 0
         self._last_error: str | None = None
         self._state = "starting"
@@ -168,7 +203,7 @@ class _Worker:
         if state == "running" and stalled:
             state = "stalled"
             error = f"no frame for more than {self._config.source_timeout_s:g} s"
-        return WorkerStatus(state, error, fps, self._frames, dropped, self._restarts)
+        return WorkerStatus(state, error, fps, self._frames, dropped, self._restarts, self._loops)
 
     def _set(self, state: str, error: str | None = None) -> None:
         with self._lock:
@@ -186,9 +221,11 @@ class _Worker:
         if self._stopping.is_set():
             return
         backoff = _RESTART_BACKOFF_S[0]
+        failures = 0  # in a row, without a frame in between
         try:
             while not self._stopping.is_set():
                 source, self._next_source = self._next_source, None
+                frames_before = self._frames
                 try:
                     if source is None:
                         source = self._factory()
@@ -200,19 +237,27 @@ class _Worker:
                         await self._stream(source)
                         backoff = _RESTART_BACKOFF_S[0]
                 except SourceEnded as exc:
-                    # A finite source (a recording) is replayed: its last cloud stays served meanwhile.
-                    log.info("%s; reopening it", exc)
+                    # A finite source that cannot loop by itself is replayed: its last cloud stays
+                    # served meanwhile. A replay is not a failure: counted as a loop, logged at DEBUG.
+                    log.debug("%s; playing it again", exc)
                     with self._lock:
                         self._source = None
-                    self._restarts += 1
+                        self._loops += 1
+                    failures = 0
                     await asyncio.sleep(_RESTART_BACKOFF_S[0])
                     continue
                 except SourceError as exc:
+                    failures = 0 if self._frames > frames_before else failures + 1
+                    if self._give_up(failures, str(exc)):
+                        return
                     log.warning("source failed: %s; reopening in %.1f s", exc, backoff)
                     self._set("reconnecting", str(exc))
                 except DepthcloudError as exc:
+                    failures = 0 if self._frames > frames_before else failures + 1
+                    if self._give_up(failures, str(exc)):
+                        return
                     log.warning("processing failed: %s; reopening in %.1f s", exc, backoff)
-                    self._set("reconnecting", f"{type(exc).__name__}: {exc}")
+                    self._set("reconnecting", str(exc))
                 with self._lock:
                     self._source = None
                 if self._stopping.is_set():
@@ -223,7 +268,21 @@ class _Worker:
         except asyncio.CancelledError:
             pass
         finally:
-            self._set("stopped")
+            if self._state != "failed":
+                self._set("stopped")
+
+    def _give_up(self, failures: int, error: str) -> bool:
+        """A recording that failed MAX_FILE_FAILURES times in a row without a frame: "failed" for good."""
+        from depthcloud.sources import is_recording
+
+        if not (is_recording(self._config.source) and failures >= MAX_FILE_FAILURES):
+            return False
+        message = f"{error} (gave up after {failures} tries: the recording cannot be read)"
+        log.error("source failed for good: %s", message)
+        with self._lock:
+            self._source = None
+        self._set("failed", message)
+        return True
 
     async def _stream(self, source: Any) -> None:
         seen_state = "running"
@@ -286,16 +345,22 @@ class CloudServer:
             raise InputError(f"config: expected ServeConfig, got {type(config).__name__}")
         self.config = config
         if source_factory is None:
-            from depthcloud.sources import open_source
+            from depthcloud.sources import open_source, source_options
+
+            # A recording that can loop by itself does (colour and pacing carry over; no reopening).
+            loop = {"loop": True} if "loop" in (source_options(config.source) or ()) else {}
 
             def source_factory() -> Any:
-                return open_source(config.source)
+                return open_source(config.source, **loop)
 
         self._factory = source_factory
         self._pipeline = CloudPipeline(config.cloud_options())
         self._snapshot: Snapshot | None = None
         self._changed = asyncio.Event()
-        self._cache: dict[tuple[Any, ...], asyncio.Future[bytes]] = {}
+        # key of a request → (seq, its encoding): one per key, the newest (see _encoded).
+        self._cache: dict[tuple[Any, ...], tuple[int, asyncio.Future[bytes]]] = {}
+        self._last_request = time.monotonic()
+        self._janitor: asyncio.Task[None] | None = None
         self._connections: set[Any] = set()
         self._counters = _Counters(requests={}, errors={})
         self._max_out = int(config.max_message_mb * 2**20)
@@ -323,8 +388,13 @@ class CloudServer:
         self._changed = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="depthcloud-encode")
         if not is_loopback(self.config.host):
+            if not self.config.token and not self.config.insecure:
+                self._executor.shutdown(wait=False)
+                raise ConfigError(
+                    f"binding {self.config.host} makes the clouds reachable from other machines, and no token is "
+                    "set: give --token TOKEN (clients send it), or --insecure to serve anyone", key="host")
             log.warning("binding %s: the server is reachable from other machines%s", self.config.host,
-                        "" if self.config.token else " and no --token is set")
+                        "" if self.config.token else " and anyone may connect (--insecure)")
         try:
             self._server = await serve(
                 self._handle, self.config.host, self.config.port,
@@ -338,13 +408,26 @@ class CloudServer:
         self._worker = _Worker(first, self._factory, self._pipeline, self.config, self._publish_threadsafe)
         self._worker.start()
         self._started_at = time.monotonic()
+        self._janitor = asyncio.create_task(self._release_when_idle())
         return self
 
     async def stop(self) -> None:
-        """Close every connection, stop the worker and the encoders; idempotent."""
+        """Close every connection, stop the worker and the encoders; idempotent and prompt.
+
+        Connections get a close frame; one that cannot take it within a second (a client that stopped
+        reading has a full socket) is cut, so stopping never waits on a client.
+        """
+        await _cancel(self._janitor)
+        self._janitor = None
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), _CLOSE_GRACE_S)
+            except TimeoutError:
+                for ws in list(self._connections):
+                    ws.transport.abort()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._server.wait_closed(), 5 * _CLOSE_GRACE_S)
             self._server = None
         if self._worker is not None:
             await asyncio.to_thread(self._worker.stop)
@@ -396,7 +479,6 @@ class CloudServer:
     def _on_publish(self, snap: Snapshot | None) -> None:
         if snap is not None:
             self._snapshot = snap
-            self._cache.clear()
             for listener in self._listeners:
                 try:
                     listener(snap)
@@ -405,11 +487,44 @@ class CloudServer:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
+    async def _release_when_idle(self) -> None:
+        """Without requests for IDLE_RELEASE_S: drop the cached encodings and the snapshot's extra
+        clouds, and give the freed memory back to the system (once per idle period)."""
+        released = True
+        while True:
+            await asyncio.sleep(IDLE_RELEASE_S / 4)
+            idle = time.monotonic() - self._last_request > IDLE_RELEASE_S
+            if not idle:
+                released = False
+            elif not released:
+                self._cache = {k: e for k, e in self._cache.items() if not e[1].done()}
+                snap = self._snapshot
+                if snap is not None:
+                    snap.forget_extra_clouds()
+                release_memory()
+                released = True
+
     # -- what can be served -----------------------------------------------------------------------
     def status(self) -> WorkerStatus:
         if self._worker is None:
             return WorkerStatus("stopped", None, 0.0, 0, 0, 0)
         return self._worker.status()
+
+    async def _available_soon(self) -> Snapshot:
+        """:meth:`_available`, but a request made before the first frame (the source is starting)
+        waits for that frame, at most FIRST_FRAME_WAIT_S, instead of being told to come back."""
+        self._last_request = time.monotonic()
+        deadline = time.monotonic() + FIRST_FRAME_WAIT_S
+        while True:
+            changed = self._changed
+            try:
+                return self._available()
+            except _Unavailable as exc:
+                remaining = deadline - time.monotonic()
+                if self._snapshot is not None or exc.code not in ("source_starting", "no_frame") or remaining <= 0:
+                    raise
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
 
     def _available(self) -> Snapshot:
         st = self.status()
@@ -421,18 +536,28 @@ class CloudServer:
             raise _Unavailable("no_frame", "no frame from the source yet; try again shortly")
         return snap
 
-    async def _encoded(self, snap: Snapshot, key: tuple[Any, ...], make: Callable[[], bytes]) -> bytes:
-        full = (snap.seq, *key)
-        fut = self._cache.get(full)
-        if fut is None:
+    async def _encoded(self, snap: Snapshot, key: tuple[Any, ...], make: Callable[[], bytes]) -> tuple[int, bytes]:
+        """(seq, bytes) of ``snap`` encoded for ``key`` (what the request asked), shared by every client.
+
+        One encoding per key is kept, the newest. While one is being made, requests for that key join
+        it instead of starting another, even when a newer frame has arrived meanwhile (their reply is
+        then at most one encoding old). So encode work never queues up behind many clients — latency
+        stays about one encoding — and memory holds one encoding per key, whatever the client count.
+        """
+        self._last_request = time.monotonic()
+        entry = self._cache.get(key)
+        if entry is not None and (entry[0] >= snap.seq or not entry[1].done()):
+            self._counters.cache_hits += 1
+            seq, fut = entry
+        else:
             self._counters.cache_misses += 1
             assert self._loop is not None and self._executor is not None
-            fut = self._loop.run_in_executor(self._executor, make)
+            seq, fut = snap.seq, self._loop.run_in_executor(self._executor, make)
             fut.add_done_callback(_retrieve)
-            if snap is self._snapshot:
-                self._cache[full] = fut
-        else:
-            self._counters.cache_hits += 1
+            self._cache.pop(key, None)
+            self._cache[key] = (seq, fut)
+            for old in [k for k, (_, f) in self._cache.items() if f.done()][: max(0, len(self._cache) - _CACHE_KEYS)]:
+                del self._cache[old]  # least recently made first
         data = await asyncio.shield(fut)
         if len(data) > self._max_out:
             raise _Unavailable(
@@ -442,9 +567,9 @@ class CloudServer:
                 "decimation) or compression",
                 status=413,
             )
-        return data
+        return seq, data
 
-    def _compat_bytes(self, snap: Snapshot, magnitude: int) -> Awaitable[bytes]:
+    def _compat_bytes(self, snap: Snapshot, magnitude: int) -> Awaitable[tuple[int, bytes]]:
         return self._encoded(snap, ("compat", magnitude),
                              lambda: protocol.encode_compat(snap.cloud(magnitude).points))
 
@@ -459,7 +584,7 @@ class CloudServer:
                                        stamp=f.stamp, frame=cfg.frame, min_depth_m=cfg.min_depth_m,
                                        max_depth_m=cfg.max_depth_m, compress=req.compress)
 
-    def _binary_bytes(self, snap: Snapshot, req: protocol.Request) -> Awaitable[bytes]:
+    def _binary_bytes(self, snap: Snapshot, req: protocol.Request) -> Awaitable[tuple[int, bytes]]:
         def make() -> bytes:
             if req.encoding == "compact":
                 return self._compact(snap, req)
@@ -497,7 +622,7 @@ class CloudServer:
             self._count(self._counters.requests, "compat")
             try:
                 magnitude = protocol.parse_compat_request(message)
-                data = await self._compat_bytes(self._available(), magnitude)
+                _, data = await self._compat_bytes(await self._available_soon(), magnitude)
             except (DepthcloudError, _Unavailable) as exc:
                 code = exc.code if isinstance(exc, _Unavailable) else "bad_request"
                 self._count(self._counters.errors, code)
@@ -536,8 +661,8 @@ class CloudServer:
     async def _send_cloud(self, ws: Any, req: protocol.Request, snap: Snapshot | None = None) -> int | None:
         """Send one cloud (or an error reply); returns the seq sent, or None after an error."""
         try:
-            snap = snap or self._available()
-            data = await self._binary_bytes(snap, req)
+            snap = snap or await self._available_soon()
+            seq, data = await self._binary_bytes(snap, req)
         except (DepthcloudError, _Unavailable) as exc:
             code = exc.code if isinstance(exc, _Unavailable) else "bad_request"
             self._count(self._counters.errors, code)
@@ -545,7 +670,7 @@ class CloudServer:
             return None
         await ws.send(data)
         self._counters.bytes_sent += len(data)
-        return snap.seq
+        return seq
 
     async def _stream(self, ws: Any, req: protocol.Request) -> None:
         period = 0.0 if req.max_fps is None else 1.0 / req.max_fps
@@ -607,12 +732,12 @@ class CloudServer:
                                       "not found; routes: / and /v1 (websocket), /view (browser viewer), "
                                       "/cloud.ply, /cloud.pcd, /cloud.json, /health, /metrics\n")
         try:
-            snap = self._available()
+            snap = await self._available_soon()
             if path == "/cloud.json":
-                data = await self._compat_bytes(snap, snap.default_magnitude)
+                _, data = await self._compat_bytes(snap, snap.default_magnitude)
             else:
                 fmt = path.rsplit(".", 1)[1]
-                data = await self._encoded(snap, (fmt,), lambda: _encode_file(fmt, snap.cloud()))
+                _, data = await self._encoded(snap, (fmt,), lambda: _encode_file(fmt, snap.cloud()))
         except (DepthcloudError, _Unavailable) as exc:
             code = exc.code if isinstance(exc, _Unavailable) else "error"
             self._count(self._counters.errors, code)
@@ -644,7 +769,7 @@ class CloudServer:
         return {
             "status": "ok" if ok else "unavailable",
             "source": {"spec": self.config.source, "state": st.state, "fps": round(st.fps, 2),
-                       "frames": st.frames, "dropped": st.dropped, "restarts": st.restarts,
+                       "frames": st.frames, "dropped": st.dropped, "restarts": st.restarts, "loops": st.loops,
                        "last_error": st.last_error},
             "seq": None if snap is None else snap.seq,
             "age_s": None if snap is None else round(time.monotonic() - snap.made, 3),
@@ -712,7 +837,10 @@ def _num(x: float) -> str:
 
 
 def _text(exc: BaseException) -> str:
-    return exc.message if isinstance(exc, _Unavailable) else f"{type(exc).__name__}: {exc}"
+    """What a client is told: the message itself, never a Python class name (clients are not Python)."""
+    if isinstance(exc, (_Unavailable, DepthcloudError)):
+        return exc.message if isinstance(exc, _Unavailable) else str(exc)
+    return f"internal error: {exc}"
 
 
 def _open_fds() -> float:

@@ -38,9 +38,11 @@ __all__ = [
     "SourceEnded",
     "SourceStats",
     "ThreadedSource",
+    "is_recording",
     "known_schemes",
     "open_source",
     "register_source",
+    "source_options",
 ]
 
 SourceFactory = Callable[..., FrameSource]
@@ -90,13 +92,41 @@ def open_source(spec: str, **options: Any) -> FrameSource:
     options: passed to the scheme's factory (e.g. ``realtime=False``, ``loop=True``).
     Raises ConfigError for an unknown scheme or a malformed argument.
     """
+    scheme, arg, factory = _resolve(spec)
+    valid = _option_names(factory)
+    unknown = sorted(set(options) - valid) if valid is not None else []
+    if unknown:
+        raise ConfigError(
+            f"source spec {spec!r}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"the {scheme!r} source takes {', '.join(sorted(valid or ())) or 'no options'}"
+        )
+    return factory(arg, **options)
+
+
+def is_recording(spec: str) -> bool:
+    """True for a spec that names a recording (``replay:``, ``bag:``, ``amiga:FILE.bin``, ``mono:`` over
+    files rather than a camera index): it ends by itself, and a failure to read it is not worth
+    retrying forever."""
+    scheme, _, arg = str(spec).strip().partition(":")
+    if scheme == "mono":
+        return not arg.split(",")[0].strip().isdigit()
+    return scheme in ("bag", "replay") or (scheme == "amiga" and arg.lower().endswith(".bin"))
+
+
+def source_options(spec: str) -> set[str] | None:
+    """The keyword options the source a spec names accepts (None when its factory does not say);
+    e.g. the server asks whether a recording can ``loop``."""
+    return _option_names(_resolve(spec)[2])
+
+
+def _resolve(spec: str) -> tuple[str, str, SourceFactory]:
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"source spec: expected 'SCHEME[:ARG]', got {spec!r}; {_spec_help()}")
     scheme, _, arg = spec.strip().partition(":")
     entry = _REGISTRY.get(scheme)
     if entry is None:
         raise ConfigError(f"source spec {spec!r}: unknown scheme {scheme!r}; {_spec_help()}")
-    factory, _syntax = entry
+    factory, syntax = entry
     if isinstance(factory, str):
         module_name, _, func = factory.partition(":")
         try:
@@ -106,15 +136,8 @@ def open_source(spec: str, **options: Any) -> FrameSource:
                 raise ConfigError(f"source spec {spec!r}: the {scheme!r} source is not available ({exc})") from exc
             raise
         factory = getattr(module, func)
-        _REGISTRY[scheme] = (factory, _syntax)
-    valid = _option_names(factory)
-    unknown = sorted(set(options) - valid) if valid is not None else []
-    if unknown:
-        raise ConfigError(
-            f"source spec {spec!r}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-            f"the {scheme!r} source takes {', '.join(sorted(valid or ())) or 'no options'}"
-        )
-    return factory(arg, **options)
+        _REGISTRY[scheme] = (factory, syntax)
+    return scheme, arg, factory
 
 
 def _option_names(factory: SourceFactory) -> set[str] | None:

@@ -22,6 +22,7 @@ This module must not import the server or the CLI.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import queue
@@ -236,13 +237,16 @@ class BagSource(ThreadedSource):
     Frames: depth float32 metres (z16 × the recorded depth scale), intrinsics of the depth stream,
     seq = the recorded frame number, stamp = the recorded timestamp in seconds. Colour and depth are
     separate streams at sensor level: a depth frame carries the newest colour frame that arrived
-    before it (kept across loops), so the first depth frames of a file may have no colour.
+    before it (kept across loops); depth frames that come before the file's first colour frame are
+    held until it arrives, so every frame of a recording with colour has colour.
     """
 
     #: seconds to wait for playback to begin or the next frame before calling the file broken
     stall_timeout_s = 10.0
     #: seconds without a frame, after playback reports its end, before the recording counts as done
     end_grace_s = 0.2
+    #: seconds depth frames are held for the recording's first colour frame (a busy machine delays it)
+    first_color_wait_s = 2.0
 
     def __init__(
         self,
@@ -269,6 +273,7 @@ class BagSource(ThreadedSource):
         self._played = threading.Event()
         self._stopped_playing = threading.Event()
         self._color: np.ndarray | None = None
+        self._held: collections.deque[tuple[np.ndarray, int, float]] = collections.deque()
         self._color_camera: RsCamera | None = None
         self._extr: tuple[np.ndarray, np.ndarray] | None = None
         self._gen = 0  # which open() the librealsense callbacks belong to
@@ -360,6 +365,8 @@ class BagSource(ThreadedSource):
                 continue
 
     def _read(self) -> Frame | None:
+        if self._held:
+            return self._depth_frame(*self._held.popleft())
         waited = 0.0
         while not self._stop_event.is_set():
             try:
@@ -370,7 +377,10 @@ class BagSource(ThreadedSource):
                 waited += 0.05
                 # Frame callbacks run on their own threads and may land just after the playback
                 # reports "stopped": the end is when the queue has stayed empty a moment after that.
-                if self._stopped_playing.is_set() and self._queue.empty() and waited >= self.end_grace_s:
+                ended = self._stopped_playing.is_set() and self._queue.empty() and waited >= self.end_grace_s
+                if self._held and (ended or waited >= self.first_color_wait_s):
+                    return self._depth_frame(*self._held.popleft())  # no colour came: depth alone
+                if ended:
                     return self._rewind() if self.loop else None
                 if waited > self.stall_timeout_s:
                     raise SourceError(f"playback stalled: no frame for {self.stall_timeout_s:g} s", path=self.path)
@@ -378,8 +388,16 @@ class BagSource(ThreadedSource):
             waited = 0.0
             if item[0] == "color":
                 self._color = item[1]
+                if self._held:
+                    return self._depth_frame(*self._held.popleft())
                 continue
-            return self._depth_frame(item[1], int(item[2]), float(item[3]) / 1000.0)
+            depth = (item[1], int(item[2]), float(item[3]) / 1000.0)
+            if self._color is None and self._color_camera is not None:
+                # The recording's first depth frames can precede its first colour frame: hold them
+                # until it comes, so that every frame has colour (kept across loops afterwards).
+                self._held.append(depth)
+                continue
+            return self._depth_frame(*depth)
         return None
 
     def _depth_frame(self, raw: np.ndarray, number: int, stamp_s: float) -> Frame:
