@@ -29,6 +29,7 @@ import io
 import logging
 import math
 import re
+import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -193,15 +194,21 @@ def _quiet() -> Iterator[None]:
     """Silence the exporter's progress lines and the libraries' warnings: errors still raise."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "transformers", "onnxscript")]
     levels = [lg.level for lg in loggers]
+    tf_logging = sys.modules.get("transformers.utils.logging")  # its progress bars go to stderr
+    bars = tf_logging is not None and tf_logging.is_progress_bar_enabled()
     try:
         for lg in loggers:
             lg.setLevel(logging.ERROR)
+        if bars:
+            tf_logging.disable_progress_bar()
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+        if bars:
+            tf_logging.enable_progress_bar()
 
 
 # ---------------------------------------------------------------------------------------------
