@@ -194,7 +194,7 @@ def _quiet() -> Iterator[None]:
     """Silence the exporter's progress lines and the libraries' warnings: errors still raise."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "transformers", "onnxscript")]
     levels = [lg.level for lg in loggers]
-    tf_logging = sys.modules.get("transformers.utils.logging")  # its progress bars go to stderr
+    tf_logging: Any = sys.modules.get("transformers.utils.logging")  # its progress bars go to stderr
     bars = tf_logging is not None and tf_logging.is_progress_bar_enabled()
     try:
         for lg in loggers:
@@ -371,10 +371,10 @@ def _export_module(d: _Deps, model: Any) -> Any:
     transformers' head turns the patch grid into ``int(patch_h * 14)``; the exporter would freeze that
     to the traced size, so this wrapper runs the same layers and asks for ``(H // 14) * 14`` directly.
     """
-    torch = d.torch
+    torch: Any = d.torch
     functional = torch.nn.functional
 
-    class DepthModel(torch.nn.Module):
+    class DepthModel(torch.nn.Module):  # type: ignore[misc,name-defined]
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
