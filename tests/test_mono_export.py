@@ -166,6 +166,8 @@ def test_metadata_and_interface(official_onnx, hf_onnx, official_pth):
         assert inp.type.tensor_type.elem_type == out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
         assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == ["batch", 3, "height", "width"]
         assert len(out.type.tensor_type.shape.dim) == 3
+        # plain attention: no all-masked-row guard over every attention matrix (a quarter of the time)
+        assert "IsNaN" not in {node.op_type for node in model.graph.node}
 
 
 @pytest.mark.slow
@@ -260,7 +262,7 @@ def test_training_checkpoint_wrapper_and_ddp_prefix_accepted(tmp_path, metric_mo
     path = tmp_path / "latest.pth"
     torch.save({"model": state, "epoch": 3}, path)
     x = pixels[:1]
-    assert np.max(np.abs(_torch(_load_official_torch(path), x) - _torch(metric_model, x))) == 0
+    assert np.max(np.abs(_torch(_load_official_torch(path), x) - _torch(metric_model, x))) <= 1e-5
 
 
 def test_hf_folder_saved_by_transformers_4_loads(tmp_path, hf_folder, metric_model, pixels, capfd):
@@ -283,7 +285,7 @@ def test_hf_folder_saved_by_transformers_4_loads(tmp_path, hf_folder, metric_mod
     model, max_depth = ex._load_hf(ex._deps(), folder, "tiny", "metric", None)
     assert max_depth == 20
     x = pixels[:1]
-    assert np.max(np.abs(_torch(model, x) - _torch(metric_model, x))) == 0
+    assert np.max(np.abs(_torch(model, x) - _torch(metric_model, x))) <= 1e-5  # eager vs fused attention
     captured = capfd.readouterr()
     assert "Loading weights" not in captured.err + captured.out
 
