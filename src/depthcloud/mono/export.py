@@ -29,6 +29,7 @@ import io
 import logging
 import math
 import re
+import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -193,15 +194,21 @@ def _quiet() -> Iterator[None]:
     """Silence the exporter's progress lines and the libraries' warnings: errors still raise."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "transformers", "onnxscript")]
     levels = [lg.level for lg in loggers]
+    tf_logging: Any = sys.modules.get("transformers.utils.logging")  # its progress bars go to stderr
+    bars = tf_logging is not None and tf_logging.is_progress_bar_enabled()
     try:
         for lg in loggers:
             lg.setLevel(logging.ERROR)
+        if bars:
+            tf_logging.disable_progress_bar()
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+        if bars:
+            tf_logging.enable_progress_bar()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,10 +342,19 @@ def _load_hf(d: _Deps, folder: Path, encoder: str, kind: str, max_depth_m: float
 
 
 def _with_range(model: Any, kind: str, max_depth_m: float | None) -> Any:
-    """``model`` in eval mode with its head's output scale: the metric range in metres, or 1 for a
-    relative model (whose config may store null there). Set on the head, not the config: some
-    transformers versions accept only integers in ``DepthAnythingConfig.max_depth``."""
+    """``model`` in eval mode, ready to export: its head's output scale is the metric range in
+    metres, or 1 for a relative model (whose config may store null there) — set on the head, not the
+    config, because some transformers versions accept only integers in ``DepthAnythingConfig.max_depth``;
+    and its backbone attends with plain matrix products.
+
+    transformers gives DINOv2 PyTorch's fused attention by default, which the exporter writes out with
+    a guard against rows that are all masked (``IsNaN`` + ``Where`` over every attention matrix): a
+    quarter of ONNX Runtime's time on a ViT-S at 518×686, for masks this model never has. The plain
+    ("eager") attention computes the same softmax(QKᵀ/√d)V without it."""
     model.head.max_depth = float(max_depth_m) if kind == "metric" and max_depth_m is not None else 1.0
+    set_attention = getattr(model.backbone, "set_attn_implementation", None)
+    if set_attention is not None:  # older transformers choose the attention class at construction
+        set_attention("eager")
     return model.eval()
 
 
@@ -364,10 +380,10 @@ def _export_module(d: _Deps, model: Any) -> Any:
     transformers' head turns the patch grid into ``int(patch_h * 14)``; the exporter would freeze that
     to the traced size, so this wrapper runs the same layers and asks for ``(H // 14) * 14`` directly.
     """
-    torch = d.torch
+    torch: Any = d.torch
     functional = torch.nn.functional
 
-    class DepthModel(torch.nn.Module):
+    class DepthModel(torch.nn.Module):  # type: ignore[misc,name-defined]
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
