@@ -104,40 +104,55 @@ def file_name(index: int, stamp: float, fmt: str) -> str:
 
 
 def iter_task(task: Task) -> Iterator[dict[str, Any]]:
-    """Run one task; yields a manifest row per frame it was asked for (ok or error), as each is done."""
+    """Run one task; yields a manifest row per frame it was asked for (ok or error), as each is done.
+    A source that cannot be read at all (a file gone since the plan) is one error row for the range."""
     s = task.settings
     pipeline = CloudPipeline(s.options)
     folder = Path(s.out) / task.subdir if task.subdir else Path(s.out)
-    for index, item in task.frames.read(task.start, task.stop):
-        wanted = task.wanted(index)
-        if not wanted and not pipeline.stateful:
-            continue
-        if isinstance(item, BaseException):
-            if wanted:
-                yield _row(task, index, status="error", error=f"{type(item).__name__}: {item}")
-            continue
-        try:
-            prepared = pipeline.prepare(item)  # stateful filters see every frame, in order
-            if not wanted:
+    last = task.start - 1
+    try:
+        for index, item in task.frames.read(task.start, task.stop):
+            last = index
+            wanted = task.wanted(index)
+            if not wanted and not pipeline.stateful:
                 continue
-            cloud = pipeline.cloud(prepared)
-            data = _encode(cloud, prepared, s)
-            name = file_name(index, float(item.stamp), s.fmt)
-            write_atomic(folder / name, data, overwrite=s.replace)
-        except DepthcloudError as exc:
-            yield _row(task, index, seq=item.seq, stamp=item.stamp, status="error", error=f"{type(exc).__name__}: {exc}")
-            continue
-        except Exception as exc:  # a bug or a library failure on one frame must not lose the others
-            yield _row(task, index, seq=item.seq, stamp=item.stamp, status="error",
-                       error=f"{type(exc).__name__}: {exc}")
-            continue
-        rel = f"{task.subdir}/{name}" if task.subdir else name
-        yield _row(task, index, seq=int(item.seq), stamp=float(item.stamp), points=len(cloud), file=rel,
-                   sha256=hashlib.sha256(data).hexdigest())
+            if isinstance(item, BaseException):
+                if wanted:
+                    yield _row(task, index, status="error", error=f"{type(item).__name__}: {item}")
+                continue
+            try:
+                prepared = pipeline.prepare(item)  # stateful filters see every frame, in order
+                if not wanted:
+                    continue
+                cloud = pipeline.cloud(prepared)
+                data = _encode(cloud, prepared, s)
+                name = file_name(index, float(item.stamp), s.fmt)
+                write_atomic(folder / name, data, overwrite=s.replace)
+            except Exception as exc:  # a bad frame, or a library failing on one, must not lose the others
+                yield _row(task, index, seq=item.seq, stamp=item.stamp, status="error",
+                           error=f"{type(exc).__name__}: {exc}")
+                continue
+            rel = f"{task.subdir}/{name}" if task.subdir else name
+            yield _row(task, index, seq=int(item.seq), stamp=float(item.stamp), points=len(cloud), file=rel,
+                       sha256=hashlib.sha256(data).hexdigest())
+    except DepthcloudError as exc:
+        yield _row(task, last + 1, status="error", error=f"{type(exc).__name__}: {exc} (frames from {last + 1}"
+                   f"{'' if task.stop is None else f' to {task.stop - 1}'} not exported)")
 
 
 def run_task(task: Task) -> list[dict[str, Any]]:
-    """All rows of one task (what a Dask worker returns)."""
+    """All rows of one task: what a Dask worker runs. A worker is one of several processes sharing
+    the machine's cores, so the compiled kernels run on one thread here (numba's parallel loops
+    would otherwise start a thread per core in every worker and oversubscribe the cores)."""
+    import cv2
+
+    from depthcloud._jit import HAVE_NUMBA
+
+    if HAVE_NUMBA:
+        import numba
+
+        numba.set_num_threads(1)  # for this thread only: the worker's task thread
+    cv2.setNumThreads(1)  # OpenCV's own pool (image decoding, stereo) likewise
     return list(iter_task(task))
 
 
@@ -357,7 +372,9 @@ def _client(scheduler: str | None, workers: int, timeout_s: float) -> tuple[Any,
                              f"({type(exc).__name__}); start one with `dask scheduler` and workers with "
                              "`dask worker ADDRESS`, or check the address") from None
     # Spawned, not forked: a worker must not inherit this process's threads (numba, librealsense, rich).
-    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
+    # No statistical profiler (a dashboard feature, here only a cost on every task thread).
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn",
+                          "distributed.worker.profile.enabled": False}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, silence_logs=40)
     return Client(cluster), cluster

@@ -82,7 +82,8 @@ def _fields(cloud: PointCloud) -> tuple[list[tuple[str, int, str]], np.ndarray]:
     rec = np.empty(len(cloud), dtype=np.dtype([(n, t) for n, t, _ in layout]))
     for n, _, col in layout:
         rec[n] = col
-    fields = [(n, rec.dtype.fields[n][1], "Float32" if t == "<f4" else "Uint8") for n, t, _ in layout]
+    offsets = {n: rec.dtype.fields[n][1] for n, _, _ in layout} if rec.dtype.fields else {}
+    fields = [(n, offsets[n], "Float32" if t == "<f4" else "Uint8") for n, t, _ in layout]
     return fields, rec
 
 
