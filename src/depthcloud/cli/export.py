@@ -148,6 +148,8 @@ def register(app: typer.Typer) -> None:
                       f"{where}); manifest {summary.manifest}", markup=False)
         if summary.resumed:
             console.print(f"{summary.resumed} frame(s) were already done (--resume)", markup=False)
+        for rec in summary.recordings:
+            console.print(f"recording of every frame, for Foxglove: {rec}", markup=False)
         if summary.empty:
             err_console.print(f"warning: {summary.empty} frame(s) have no points; check --min-depth/--max-depth "
                               "(metres), --crop and --depth-scale", markup=False)

@@ -211,6 +211,7 @@ class ExportSummary:
     seconds: float = 0.0
     failures: list[tuple[str, int, str]] = field(default_factory=list)
     manifest: Path | None = None
+    recordings: list[Path] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -352,8 +353,24 @@ class Exporter:
                 manifest.flush()
                 if on_rows is not None:
                     on_rows(rows)
+        if self.fmt == "mcap":
+            summary.recordings = self._join_recordings()
         summary.seconds = time.monotonic() - t0
         return summary
+
+    def _join_recordings(self) -> list[Path]:
+        """MCAP exports: per source, one recording of all its frames in order (``SOURCE.mcap`` beside
+        the frame files), so it plays in Foxglove as one file."""
+        from depthcloud.io.mcap import join_mcap
+
+        rows = read_manifest(self.out)
+        made = []
+        for fs in self.sets:
+            files = [self.out / row["file"] for (source, _), row in sorted(rows.items())
+                     if source == fs.name and row.get("status") == "ok" and row.get("file")]
+            if files:
+                made.append(join_mcap(files, self.out / f"{fs.name}.mcap", overwrite=True)[0])
+        return made
 
 
 def _client(scheduler: str | None, workers: int, timeout_s: float) -> tuple[Any, Any]:
