@@ -50,11 +50,25 @@ MANIFEST = "manifest.jsonl"
 _CHUNK = 32  # frames per task at most (random-access sets): small enough to balance, large to amortise
 _TEMP = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # what io._files.write_atomic names its temporary files
 _MAX_LISTED = 1000  # failures kept for the summary (all are in the manifest)
+_FRAME_FILE = re.compile(r"^[0-9]{6,}_-?[0-9]+\.[0-9]{6}\.[a-z]+$")  # what file_name() makes
+
+
+def _frame_files(out: Path) -> bool:
+    """Whether ``out`` (or a subfolder of it, one per source) holds files named like frame files."""
+    if not out.is_dir():
+        return False
+    for folder in [out, *(p for p in out.iterdir() if p.is_dir())]:
+        if any(_FRAME_FILE.match(p.name) for p in folder.iterdir()):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What every task shares: the output folder, format, cloud options, and whether files may be replaced."""
+    """What every task shares: the output folder, format and cloud options. ``replace``: a task may
+    replace a frame file of its own name (True for every export: the Exporter refuses a folder with
+    frame files of an earlier export unless resuming or overwriting, and a task run again after its
+    worker died must be able to finish what that worker began)."""
 
     out: str
     fmt: str
@@ -266,9 +280,9 @@ class Exporter:
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise InputError("exists and is not a folder; -o names the folder for the frames", path=self.out)
-        if (self.out / MANIFEST).exists() and not (resume or overwrite):
-            raise OutputExistsError(f"holds an earlier export ({MANIFEST}); pass --resume to finish it or --overwrite "
-                                    "to start over", path=self.out)
+        if not (resume or overwrite) and ((self.out / MANIFEST).exists() or _frame_files(self.out)):
+            raise OutputExistsError(f"holds an earlier export ({MANIFEST} or frame files); pass --resume to finish "
+                                    "it or --overwrite to start over", path=self.out)
         self.fmt, self.start, self.stop, self.every = fmt, start, stop, every
         self.workers, self.scheduler, self.timeout_s = workers, scheduler, timeout_s
         self.resume, self.overwrite, self.ascii = resume, overwrite, ascii
@@ -290,7 +304,7 @@ class Exporter:
         return len(picked) - len(self.done.get(fs.name, set()).intersection(picked))
 
     def tasks(self, workers: int) -> Iterator[Task]:
-        settings = Settings(str(self.out), self.fmt, self.options, self.ascii, self.resume or self.overwrite)
+        settings = Settings(str(self.out), self.fmt, self.options, self.ascii, replace=True)
         for fs in self.sets:
             subdir = fs.name if len(self.sets) > 1 else ""
             done = self.done.get(fs.name, set())
@@ -353,6 +367,7 @@ class Exporter:
                 manifest.flush()
                 if on_rows is not None:
                     on_rows(rows)
+        self._clean()  # what a worker killed mid-write left (its task ran again elsewhere)
         if self.fmt == "mcap":
             summary.recordings = self._join_recordings()
         summary.seconds = time.monotonic() - t0
