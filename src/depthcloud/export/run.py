@@ -31,6 +31,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ MANIFEST = "manifest.jsonl"
 _CHUNK = 32  # frames per task at most (random-access sets): small enough to balance, large to amortise
 _TEMP = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # what io._files.write_atomic names its temporary files
 _MAX_LISTED = 1000  # failures kept for the summary (all are in the manifest)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _FRAME_FILE = re.compile(r"^[0-9]{6,}_-?[0-9]+\.[0-9]{6}\.[a-z]+$")  # what file_name() makes
 
 
@@ -167,7 +169,29 @@ def run_task(task: Task) -> list[dict[str, Any]]:
 
         numba.set_num_threads(1)  # for this thread only: the worker's task thread
     cv2.setNumThreads(1)  # OpenCV's own pool (image decoding, stereo) likewise
+    keep_heap()
     return list(iter_task(task))
+
+
+def keep_heap() -> None:
+    """Let this process's malloc keep freed frame-sized arrays for the next frame (glibc only).
+
+    A dask nanny starts its worker with ``MALLOC_TRIM_THRESHOLD_=65536``, which also stops glibc from
+    adapting its mmap threshold: every array of a frame (megabytes) is then mapped and unmapped
+    again, and the page faults doubled the CPU time per frame (bench/bench_export.py). Here arrays
+    under 32 MiB come from the heap, and the heap returns memory to the system once 256 MiB are free;
+    memory still does not grow with the number of frames.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # another C library: leave it be
+        return
+    mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)
 
 
 # -- the manifest -----------------------------------------------------------------------------------------
@@ -324,10 +348,7 @@ class Exporter:
             else:
                 bounds = [(self.start, self.stop)]
             for a, b in bounds:
-                hi = b if b is not None else (None if end is None else max(end, a))
-                skip = frozenset(i for i in done if i >= a and (hi is None or i < hi))
-                if hi is not None and fs.exact and hi <= a:
-                    continue
+                skip = frozenset(i for i in done if i >= a and (b is None or i < b))
                 yield Task(fs.part(a, b), subdir, a, b, settings, self.every, self.start, skip)
 
     def _clean(self) -> None:
@@ -352,6 +373,7 @@ class Exporter:
             if self.scheduler is not None or self.workers > 1:
                 batches = _dask_rows(self, self.scheduler, self.workers, self.timeout_s)
             else:
+                keep_heap()
                 batches = ([row] for task in self.tasks(1) for row in iter_task(task))
             for rows in batches:
                 for row in rows:
