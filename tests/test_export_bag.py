@@ -90,3 +90,13 @@ def test_bag_to_mcap_reads_back_with_foxglove_schemas(data_dir, tmp_path, capsys
         assert (cal.width, cal.height) == (640, 480)  # the camera of the full-resolution frame
         if "/depthcloud/color" in found:
             assert found["/depthcloud/color"][0] == "foxglove.RawImage"
+    # and one recording of both frames, in order, that plays in Foxglove as one file
+    rec = tmp_path / "m" / f"{bag.name}.mcap"
+    reader = make_reader(io.BytesIO(rec.read_bytes()), decoder_factories=[DecoderFactory()])
+    clouds = [(m.log_time, p) for s, _, m, p in reader.iter_decoded_messages() if s.name == "foxglove.PointCloud"]
+    assert [len(p.data) // p.point_stride for _, p in clouds] == [r["points"] for r in rows]
+    assert [t for t, _ in clouds] == sorted(round(r["stamp"] * 1e9) for r in rows)
+    summary = reader.get_summary()
+    assert sorted(s.name for s in summary.schemas.values()) == sorted(
+        {"foxglove.PointCloud", "foxglove.FrameTransform", "foxglove.CameraCalibration"}
+        | ({"foxglove.RawImage"} if any(c.topic == "/depthcloud/color" for c in summary.channels.values()) else set()))

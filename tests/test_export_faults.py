@@ -67,6 +67,9 @@ def test_a_second_export_into_the_folder_needs_resume_or_overwrite(frames, tmp_p
     code, _, _ = run(capsys, "export", folder, "--camera", camera, "-o", out, "--workers", "1", "--frames", "0:3",
                      "--overwrite")
     assert code == 0 and len(manifest(out)) == 3
+    (out / "manifest.jsonl").unlink()  # frame files without their manifest are still an earlier export's
+    code, _, err = run(capsys, "export", folder, "--camera", camera, "-o", out, "--workers", "1", "--frames", "0:5")
+    assert code == 2 and "OutputExistsError" in err and "frame files" in err
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])

@@ -255,3 +255,16 @@ def test_any_registered_source_spec_comes_for_free(tmp_path, capsys, monkeypatch
     assert code == 0, err
     got = rows(tmp_path / "o")
     assert [(r["frame"], r["seq"]) for r in got] == [(2, 2), (3, 3), (4, 4)] and got[0]["source"] == "fakecam_5"
+
+
+def test_a_source_gone_after_planning_is_an_error_row_per_task_and_the_others_go_on(tmp_path, capsys):
+    from depthcloud.export import Exporter, open_frames
+
+    rec = _recording(tmp_path / "r.dcrec", 3)
+    folder, camera = depth_folder(tmp_path / "src", 2)
+    sets = [open_frames(str(rec)), open_frames(str(folder), camera=camera)]
+    rec.unlink()  # vanished between planning and reading (a shared disk unmounted, a file moved)
+    summary = Exporter(sets, tmp_path / "o", workers=1).run()
+    assert summary.written == 2 and summary.failed == 3  # three one-frame tasks, each reports its range
+    assert [(s, f) for s, f, _ in summary.failures] == [("r.dcrec", 0), ("r.dcrec", 1), ("r.dcrec", 2)]
+    assert all("SourceError" in e and "no such recording" in e and "not exported" in e for _, _, e in summary.failures)

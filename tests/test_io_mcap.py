@@ -18,7 +18,7 @@ from depthcloud.camera import Intrinsics
 from depthcloud.cloud import FRAMES, PointCloud
 from depthcloud.errors import FormatError, MissingDependencyError, OutputExistsError
 from depthcloud.io import read_cloud, write_cloud
-from depthcloud.io.mcap import encode_mcap, read_mcap, read_mcap_clouds, write_mcap
+from depthcloud.io.mcap import encode_mcap, join_mcap, read_mcap, read_mcap_clouds, write_mcap
 
 
 def decoded(data: bytes) -> list[tuple[str, str, int, object]]:
@@ -120,3 +120,22 @@ def test_refuses_to_overwrite_and_missing_sdk_names_the_extra(tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "foxglove", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'depthcloud\[export\]'"):
         encode_mcap(cloud)
+
+
+def test_join_makes_one_recording_in_the_given_order(tmp_path, rng):
+    parts = []
+    for i, stamp in enumerate([3.0, 1.0, 2.0]):
+        cloud = PointCloud(rng.standard_normal((10 + i, 3)).astype(np.float32), stamp=stamp)
+        parts.append(write_mcap(tmp_path / f"{i}.mcap", cloud, color=np.zeros((2, 2, 3), np.uint8)))
+    out, n = join_mcap(parts, tmp_path / "all.mcap")
+    assert n == 9  # per file: the transform, the cloud, the colour image
+    assert [len(c) for c in read_mcap_clouds(out)] == [11, 12, 10]  # read back in log-time order
+    reader = make_reader(io.BytesIO(out.read_bytes()))
+    summary = reader.get_summary()
+    assert len(summary.schemas) == 3 and len(summary.channels) == 3  # written once, not per file
+    with pytest.raises(OutputExistsError):
+        join_mcap(parts, out)
+    (tmp_path / "bad.mcap").write_bytes(b"nope")
+    with pytest.raises(FormatError, match=r"bad\.mcap: not a readable MCAP file"):
+        join_mcap([parts[0], tmp_path / "bad.mcap"], tmp_path / "x.mcap")
+    assert not (tmp_path / "x.mcap").exists() and not list(tmp_path.glob(".*.tmp"))

@@ -137,16 +137,19 @@ def register(app: typer.Typer) -> None:
         exporter = Exporter(sets, output, fmt=fmt, options=options, frames=(start, stop), every=every,
                             workers=workers or (1 if scheduler else default_workers()), scheduler=scheduler,
                             resume=resume, overwrite=overwrite, ascii=ascii_, timeout_s=timeout)
-        where = scheduler or (f"{exporter.workers} worker processes" if exporter.workers > 1 else "this process")
+        where = (f"on {scheduler}" if scheduler else f"on {exporter.workers} worker processes" if exporter.workers > 1
+                 else "in this process")
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(),
                       TimeRemainingColumn(), console=err_console, transient=False) as bar:
             task = bar.add_task(f"export → {fmt}", total=exporter.total or None)
             summary = exporter.run(lambda rows: bar.advance(task, len(rows)))
         rate = summary.written / summary.seconds if summary.seconds > 0 else 0.0
-        console.print(f"{summary.written} frame(s) → {output} ({fmt}, {summary.points} points, {rate:.1f} frames/s on "
+        console.print(f"{summary.written} frame(s) → {output} ({fmt}, {summary.points} points, {rate:.1f} frames/s "
                       f"{where}); manifest {summary.manifest}", markup=False)
         if summary.resumed:
             console.print(f"{summary.resumed} frame(s) were already done (--resume)", markup=False)
+        for rec in summary.recordings:
+            console.print(f"recording of every frame, for Foxglove: {rec}", markup=False)
         if summary.empty:
             err_console.print(f"warning: {summary.empty} frame(s) have no points; check --min-depth/--max-depth "
                               "(metres), --crop and --depth-scale", markup=False)

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -244,7 +244,7 @@ class RecordingFrames(_Indexed):
 # -- sequential -------------------------------------------------------------------------------------
 
 
-def _drain(make: Callable[[], AsyncIterator[Frame]]) -> Iterator[Frame]:
+def _drain(make: Callable[[], AsyncIterator[Frame]]) -> Generator[Frame, None, None]:
     """The frames of an async iterator, from a private event loop (tasks run in plain threads/processes)."""
     loop = asyncio.new_event_loop()
     agen = make()

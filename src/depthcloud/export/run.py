@@ -31,6 +31,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -50,11 +51,26 @@ MANIFEST = "manifest.jsonl"
 _CHUNK = 32  # frames per task at most (random-access sets): small enough to balance, large to amortise
 _TEMP = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # what io._files.write_atomic names its temporary files
 _MAX_LISTED = 1000  # failures kept for the summary (all are in the manifest)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_FRAME_FILE = re.compile(r"^[0-9]{6,}_-?[0-9]+\.[0-9]{6}\.[a-z]+$")  # what file_name() makes
+
+
+def _frame_files(out: Path) -> bool:
+    """Whether ``out`` (or a subfolder of it, one per source) holds files named like frame files."""
+    if not out.is_dir():
+        return False
+    for folder in [out, *(p for p in out.iterdir() if p.is_dir())]:
+        if any(_FRAME_FILE.match(p.name) for p in folder.iterdir()):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What every task shares: the output folder, format, cloud options, and whether files may be replaced."""
+    """What every task shares: the output folder, format and cloud options. ``replace``: a task may
+    replace a frame file of its own name (True for every export: the Exporter refuses a folder with
+    frame files of an earlier export unless resuming or overwriting, and a task run again after its
+    worker died must be able to finish what that worker began)."""
 
     out: str
     fmt: str
@@ -104,41 +120,78 @@ def file_name(index: int, stamp: float, fmt: str) -> str:
 
 
 def iter_task(task: Task) -> Iterator[dict[str, Any]]:
-    """Run one task; yields a manifest row per frame it was asked for (ok or error), as each is done."""
+    """Run one task; yields a manifest row per frame it was asked for (ok or error), as each is done.
+    A source that cannot be read at all (a file gone since the plan) is one error row for the range."""
     s = task.settings
     pipeline = CloudPipeline(s.options)
     folder = Path(s.out) / task.subdir if task.subdir else Path(s.out)
-    for index, item in task.frames.read(task.start, task.stop):
-        wanted = task.wanted(index)
-        if not wanted and not pipeline.stateful:
-            continue
-        if isinstance(item, BaseException):
-            if wanted:
-                yield _row(task, index, status="error", error=f"{type(item).__name__}: {item}")
-            continue
-        try:
-            prepared = pipeline.prepare(item)  # stateful filters see every frame, in order
-            if not wanted:
+    last = task.start - 1
+    try:
+        for index, item in task.frames.read(task.start, task.stop):
+            last = index
+            wanted = task.wanted(index)
+            if not wanted and not pipeline.stateful:
                 continue
-            cloud = pipeline.cloud(prepared)
-            data = _encode(cloud, prepared, s)
-            name = file_name(index, float(item.stamp), s.fmt)
-            write_atomic(folder / name, data, overwrite=s.replace)
-        except DepthcloudError as exc:
-            yield _row(task, index, seq=item.seq, stamp=item.stamp, status="error", error=f"{type(exc).__name__}: {exc}")
-            continue
-        except Exception as exc:  # a bug or a library failure on one frame must not lose the others
-            yield _row(task, index, seq=item.seq, stamp=item.stamp, status="error",
-                       error=f"{type(exc).__name__}: {exc}")
-            continue
-        rel = f"{task.subdir}/{name}" if task.subdir else name
-        yield _row(task, index, seq=int(item.seq), stamp=float(item.stamp), points=len(cloud), file=rel,
-                   sha256=hashlib.sha256(data).hexdigest())
+            if isinstance(item, BaseException):
+                if wanted:
+                    yield _row(task, index, status="error", error=f"{type(item).__name__}: {item}")
+                continue
+            try:
+                prepared = pipeline.prepare(item)  # stateful filters see every frame, in order
+                if not wanted:
+                    continue
+                cloud = pipeline.cloud(prepared)
+                data = _encode(cloud, prepared, s)
+                name = file_name(index, float(item.stamp), s.fmt)
+                write_atomic(folder / name, data, overwrite=s.replace)
+            except Exception as exc:  # a bad frame, or a library failing on one, must not lose the others
+                yield _row(task, index, seq=item.seq, stamp=item.stamp, status="error",
+                           error=f"{type(exc).__name__}: {exc}")
+                continue
+            rel = f"{task.subdir}/{name}" if task.subdir else name
+            yield _row(task, index, seq=int(item.seq), stamp=float(item.stamp), points=len(cloud), file=rel,
+                       sha256=hashlib.sha256(data).hexdigest())
+    except DepthcloudError as exc:
+        yield _row(task, last + 1, status="error", error=f"{type(exc).__name__}: {exc} (frames from {last + 1}"
+                   f"{'' if task.stop is None else f' to {task.stop - 1}'} not exported)")
 
 
 def run_task(task: Task) -> list[dict[str, Any]]:
-    """All rows of one task (what a Dask worker returns)."""
+    """All rows of one task: what a Dask worker runs. A worker is one of several processes sharing
+    the machine's cores, so the compiled kernels run on one thread here (numba's parallel loops
+    would otherwise start a thread per core in every worker and oversubscribe the cores)."""
+    import cv2
+
+    from depthcloud._jit import HAVE_NUMBA
+
+    if HAVE_NUMBA:
+        import numba
+
+        numba.set_num_threads(1)  # for this thread only: the worker's task thread
+    cv2.setNumThreads(1)  # OpenCV's own pool (image decoding, stereo) likewise
+    keep_heap()
     return list(iter_task(task))
+
+
+def keep_heap() -> None:
+    """Let this process's malloc keep freed frame-sized arrays for the next frame (glibc only).
+
+    A dask nanny starts its worker with ``MALLOC_TRIM_THRESHOLD_=65536``, which also stops glibc from
+    adapting its mmap threshold: every array of a frame (megabytes) is then mapped and unmapped
+    again, and the page faults doubled the CPU time per frame (bench/bench_export.py). Here arrays
+    under 32 MiB come from the heap, and the heap returns memory to the system once 256 MiB are free;
+    memory still does not grow with the number of frames.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # another C library: leave it be
+        return
+    mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)
 
 
 # -- the manifest -----------------------------------------------------------------------------------------
@@ -196,6 +249,7 @@ class ExportSummary:
     seconds: float = 0.0
     failures: list[tuple[str, int, str]] = field(default_factory=list)
     manifest: Path | None = None
+    recordings: list[Path] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -250,9 +304,9 @@ class Exporter:
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise InputError("exists and is not a folder; -o names the folder for the frames", path=self.out)
-        if (self.out / MANIFEST).exists() and not (resume or overwrite):
-            raise OutputExistsError(f"holds an earlier export ({MANIFEST}); pass --resume to finish it or --overwrite "
-                                    "to start over", path=self.out)
+        if not (resume or overwrite) and ((self.out / MANIFEST).exists() or _frame_files(self.out)):
+            raise OutputExistsError(f"holds an earlier export ({MANIFEST} or frame files); pass --resume to finish "
+                                    "it or --overwrite to start over", path=self.out)
         self.fmt, self.start, self.stop, self.every = fmt, start, stop, every
         self.workers, self.scheduler, self.timeout_s = workers, scheduler, timeout_s
         self.resume, self.overwrite, self.ascii = resume, overwrite, ascii
@@ -274,7 +328,7 @@ class Exporter:
         return len(picked) - len(self.done.get(fs.name, set()).intersection(picked))
 
     def tasks(self, workers: int) -> Iterator[Task]:
-        settings = Settings(str(self.out), self.fmt, self.options, self.ascii, self.resume or self.overwrite)
+        settings = Settings(str(self.out), self.fmt, self.options, self.ascii, replace=True)
         for fs in self.sets:
             subdir = fs.name if len(self.sets) > 1 else ""
             done = self.done.get(fs.name, set())
@@ -294,10 +348,7 @@ class Exporter:
             else:
                 bounds = [(self.start, self.stop)]
             for a, b in bounds:
-                hi = b if b is not None else (None if end is None else max(end, a))
-                skip = frozenset(i for i in done if i >= a and (hi is None or i < hi))
-                if hi is not None and fs.exact and hi <= a:
-                    continue
+                skip = frozenset(i for i in done if i >= a and (b is None or i < b))
                 yield Task(fs.part(a, b), subdir, a, b, settings, self.every, self.start, skip)
 
     def _clean(self) -> None:
@@ -322,6 +373,7 @@ class Exporter:
             if self.scheduler is not None or self.workers > 1:
                 batches = _dask_rows(self, self.scheduler, self.workers, self.timeout_s)
             else:
+                keep_heap()
                 batches = ([row] for task in self.tasks(1) for row in iter_task(task))
             for rows in batches:
                 for row in rows:
@@ -337,8 +389,25 @@ class Exporter:
                 manifest.flush()
                 if on_rows is not None:
                     on_rows(rows)
+        self._clean()  # what a worker killed mid-write left (its task ran again elsewhere)
+        if self.fmt == "mcap":
+            summary.recordings = self._join_recordings()
         summary.seconds = time.monotonic() - t0
         return summary
+
+    def _join_recordings(self) -> list[Path]:
+        """MCAP exports: per source, one recording of all its frames in order (``SOURCE.mcap`` beside
+        the frame files), so it plays in Foxglove as one file."""
+        from depthcloud.io.mcap import join_mcap
+
+        rows = read_manifest(self.out)
+        made = []
+        for fs in self.sets:
+            files = [self.out / row["file"] for (source, _), row in sorted(rows.items())
+                     if source == fs.name and row.get("status") == "ok" and row.get("file")]
+            if files:
+                made.append(join_mcap(files, self.out / f"{fs.name}.mcap", overwrite=True)[0])
+        return made
 
 
 def _client(scheduler: str | None, workers: int, timeout_s: float) -> tuple[Any, Any]:
@@ -357,7 +426,9 @@ def _client(scheduler: str | None, workers: int, timeout_s: float) -> tuple[Any,
                              f"({type(exc).__name__}); start one with `dask scheduler` and workers with "
                              "`dask worker ADDRESS`, or check the address") from None
     # Spawned, not forked: a worker must not inherit this process's threads (numba, librealsense, rich).
-    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
+    # No statistical profiler (a dashboard feature, here only a cost on every task thread).
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn",
+                          "distributed.worker.profile.enabled": False}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, silence_logs=40)
     return Client(cluster), cluster

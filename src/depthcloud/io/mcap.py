@@ -16,7 +16,8 @@ topic                     schema                       what
                                                        named frames of docs/conventions.md
 ========================  ===========================  =========================================
 
-Log and publish times are the cloud's stamp in nanoseconds. Reading uses the ``mcap`` reader with
+Log and publish times are the cloud's stamp in nanoseconds. :func:`join_mcap` copies the messages of
+several files into one recording (the exporter's per-source file). Reading uses the ``mcap`` reader with
 ``mcap-protobuf-support``'s decoder and takes every ``foxglove.PointCloud`` message (any topic, any
 writer) whose fields include float32 x y z. This module must not import a source, the server or the CLI.
 """
@@ -24,7 +25,8 @@ writer) whose fields include float32 x y z. This module must not import a source
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from depthcloud.cloud import FRAMES, PointCloud
 from depthcloud.errors import FormatError, InputError, MissingDependencyError
 from depthcloud.io._files import PathArg, read_input, write_atomic
 
-__all__ = ["POINTS_TOPIC", "encode_mcap", "read_mcap", "read_mcap_clouds", "topics", "write_mcap"]
+__all__ = ["POINTS_TOPIC", "encode_mcap", "join_mcap", "read_mcap", "read_mcap_clouds", "topics", "write_mcap"]
 
 POINTS_TOPIC = "/depthcloud/points"
 COLOR_TOPIC = "/depthcloud/color"
@@ -82,7 +84,8 @@ def _fields(cloud: PointCloud) -> tuple[list[tuple[str, int, str]], np.ndarray]:
     rec = np.empty(len(cloud), dtype=np.dtype([(n, t) for n, t, _ in layout]))
     for n, _, col in layout:
         rec[n] = col
-    fields = [(n, rec.dtype.fields[n][1], "Float32" if t == "<f4" else "Uint8") for n, t, _ in layout]
+    offsets = {n: rec.dtype.fields[n][1] for n, _, _ in layout} if rec.dtype.fields else {}
+    fields = [(n, offsets[n], "Float32" if t == "<f4" else "Uint8") for n, t, _ in layout]
     return fields, rec
 
 
@@ -261,3 +264,58 @@ def topics(path: PathArg) -> list[tuple[str, str, int]]:
         schema = summary.schemas.get(ch.schema_id)
         out.append((ch.topic, schema.name if schema is not None else "?", int(counts.get(cid, 0))))
     return out
+
+
+def join_mcap(paths: Iterable[PathArg], out: PathArg, *, overwrite: bool = False) -> tuple[Path, int]:
+    """One MCAP recording holding every message of ``paths``, in the order given (each file's messages
+    in log-time order), copied as they are (no decoding); schemas and channels that are the same in
+    several files are written once. Streams file by file (memory does not grow with the count) into a
+    temporary file renamed into place. Returns the path and the number of messages.
+    """
+    make_reader, _ = _reader()
+    from mcap.writer import Writer
+
+    target = Path(out)
+    if target.exists() and not overwrite:
+        from depthcloud.errors import OutputExistsError
+
+        raise OutputExistsError("exists; pass overwrite=True (--overwrite) to replace it", path=target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{os.urandom(6).hex()}.tmp"
+    schemas: dict[tuple[str, str, bytes], int] = {}
+    channels: dict[tuple[str, str, int], int] = {}
+    count = 0
+    try:
+        with open(tmp, "wb") as fh:
+            writer = Writer(fh)
+            writer.start(profile="", library="depthcloud")
+            for path in paths:
+                name = Path(path).name
+                try:
+                    with open(path, "rb") as src:
+                        for schema, channel, message in make_reader(src).iter_messages(log_time_order=True):
+                            sid = 0
+                            if schema is not None:
+                                skey = (schema.name, schema.encoding, bytes(schema.data))
+                                sid = schemas.get(skey) or schemas.setdefault(
+                                    skey, writer.register_schema(schema.name, schema.encoding, bytes(schema.data)))
+                            ckey = (channel.topic, channel.message_encoding, sid)
+                            cid = channels.get(ckey)
+                            if cid is None:
+                                cid = channels[ckey] = writer.register_channel(channel.topic, channel.message_encoding,
+                                                                               sid)
+                            writer.add_message(cid, message.log_time, bytes(message.data), message.publish_time,
+                                               message.sequence)
+                            count += 1
+                except OSError as exc:
+                    raise InputError(f"cannot read: {exc.strerror or exc}", path=name) from exc
+                except InputError:
+                    raise
+                except Exception as exc:  # the mcap reader's own errors for bad bytes
+                    raise FormatError(f"not a readable MCAP file ({type(exc).__name__}: {exc})", path=name) from exc
+            writer.finish()
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target, count
