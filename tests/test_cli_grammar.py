@@ -120,10 +120,10 @@ def test_demo_of_a_wrong_size_writes_nothing(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_unknown_cloud_extension_is_not_a_folder(tmp_path: Path, depth_png: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Regression: depth -o x.las made a folder named x.las."""
-    code, _, err = run(capsys, "depth", depth_png, "--camera", save_camera(tmp_path / "c.yaml", INTR), "-o", tmp_path / "x.las")
-    assert code == 2 and "unknown point-cloud extension '.las'" in err
-    assert not (tmp_path / "x.las").exists()
+    """Regression: depth -o x.las made a folder named x.las (LAS is written now; E57 is not)."""
+    code, _, err = run(capsys, "depth", depth_png, "--camera", save_camera(tmp_path / "c.yaml", INTR), "-o", tmp_path / "x.e57")
+    assert code == 2 and "unknown point-cloud extension '.e57'" in err
+    assert not (tmp_path / "x.e57").exists()
     # A path without a suffix is a folder, and so is an existing folder.
     code, _, err = run(capsys, "depth", depth_png, "--camera", tmp_path / "c.yaml", "-o", tmp_path / "clouds")
     assert code == 0, err

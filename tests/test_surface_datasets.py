@@ -219,9 +219,9 @@ def test_load_camera_reads_the_project_formats_too(tmp_path):
 
 
 @pytest.mark.parametrize(("doc", "match"), [
-    ({"width": 4, "height": 3, "intrinsic_matrix": [1, 2]}, "9 numbers"),
-    ({"width": 4, "height": 3, "intrinsic_matrix": [1, 0, 0, 0, 1, 0, 0, 0, 2]}, "not a pinhole camera"),
-    ({"width": 4}, "width, height and intrinsic_matrix"),
+    ({"width": 4, "height": 3, "intrinsic_matrix": [1, 2]}, "intrinsic_matrix': expected 9 values"),
+    ({"width": 4, "height": 3, "intrinsic_matrix": [1, 0, 0, 0, 1, 0, 0, 0, 2]}, r"K: expected \[\[fx"),
+    ({"width": 4}, "missing key"),
 ])
 def test_bad_open3d_camera_json(tmp_path, doc, match):
     (tmp_path / "cam.json").write_text(json.dumps(doc))

@@ -117,9 +117,9 @@ if HAVE_NUMBA:
                             px = xr[u] * z
                             py = y * z
                         if r < rs or k + uint64(3) < end:
-                            store3_spill(flat, k, px, py, z)
+                            store3_spill(flat, k, px, py, z)  # type: ignore[call-arg]
                             if rgb:
-                                store3_spill(flat_rgb, k, color[r, u, 0], color[r, u, 1], color[r, u, 2])
+                                store3_spill(flat_rgb, k, color[r, u, 0], color[r, u, 1], color[r, u, 2])  # type: ignore[call-arg]
                         else:
                             flat[k] = px
                             flat[k + uint64(1)] = py

@@ -368,7 +368,7 @@ if HAVE_NUMBA:
                     dv = disp[r, u]
                     z = table[dv]
                     if r < rs or k + uint64(3) < end:
-                        store3_spill(flat, k, xr[u] * z, y * z, z)
+                        store3_spill(flat, k, xr[u] * z, y * z, z)  # type: ignore[call-arg]
                     else:
                         flat[k] = xr[u] * z
                         flat[k + uint64(1)] = y * z

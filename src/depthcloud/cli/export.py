@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def export(
         sources: Annotated[list[str], typer.Argument(help="Sources: a folder of depth images (or left/ right/ pairs), FILE.bag, FILE.dcrec, FILE.bin, synthetic:WxH, depth:|disparity:|stereo:FOLDER, or any source spec.", show_default=False)],
-        output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the files (one per frame) and manifest.jsonl.")],
+        output: Annotated[Path, typer.Option("-o", "--output", help="Output FOLDER for the files (one per frame) and manifest.jsonl.")],
         fmt: Annotated[str, typer.Option("--format", "-f", help=f"File format: {', '.join(_FORMATS)}.")] = "ply",
         every: Annotated[int, typer.Option("--every", help="Keep every N-th frame.")] = 1,
         frames: Annotated[str | None, typer.Option("--frames", help="Frame range A:B (B not included; A: and :B work).")] = None,
@@ -166,7 +166,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def cloud(
         inputs: Annotated[list[Path], typer.Argument(help="Cloud files: PLY, PCD, XYZ/CSV, NPZ, LAS/LAZ, MCAP.", show_default=False)],
-        output: Annotated[Path, typer.Option("-o", "--output", help="Output cloud file; a folder for several inputs without --merge.")],
+        output: Annotated[Path, typer.Option("-o", "--output", help="Output: a cloud FILE; a FOLDER for several inputs without --merge.")],
         voxel: Annotated[float, typer.Option("--voxel", help="Voxel size in metres (0 = none).")] = 0.0,
         crop: Annotated[str | None, typer.Option("--crop", help="Keep the box x0,y0,z0,x1,y1,z1 (metres, after --transform/--frame).")] = None,
         outliers: Annotated[bool, typer.Option("--outliers", help="Remove statistical outliers (20 neighbours, 2 sigma).")] = False,

@@ -57,11 +57,11 @@ def register(app: typer.Typer) -> None:
         poses: Annotated[Path, typer.Option("--poses", help="Camera-to-world trajectory: Redwood/Open3D .log, TUM "
                                                             "(stamp tx ty tz qx qy qz qw), 4×4 per frame (.txt/.npy).",
                                             show_default=False)],
-        output: Annotated[Path, typer.Option("-o", "--output", help="Output mesh file (.ply, .obj, .glb).",
+        output: Annotated[Path, typer.Option("-o", "--output", help="Output mesh FILE (.ply, .obj, .glb).",
                                              show_default=False)],
-        camera: Annotated[Path | None, typer.Option("--camera", help="Camera file of the depth images (Open3D camera "
-                                                                     "JSON or any format `info` reads); recordings "
-                                                                     "carry their own.")] = None,
+        camera: Annotated[Path | None, typer.Option("--camera", help="Calibration file of the depth images (any "
+                                                                     "format depthcloud reads); recordings carry "
+                                                                     "their own.")] = None,
         voxel: Annotated[float, typer.Option("--voxel", help="Voxel size (metres).")] = 0.01,
         trunc: Annotated[float, typer.Option("--trunc", help="Truncation distance (metres), a few voxels.")] = 0.04,
         depth_scale: Annotated[float | None, typer.Option("--depth-scale", help="Metres per stored unit of 16-bit "

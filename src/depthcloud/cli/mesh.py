@@ -135,12 +135,12 @@ def register(app: typer.Typer) -> None:
         input: Annotated[Path, typer.Argument(help="A depth image (16-bit PNG, PFM, NPY, EXR), a disparity map "
                                                    "with --disparity, or a cloud file for --method poisson.",
                                               show_default=False)],
-        output: Annotated[Path, typer.Option("-o", "--output", help="Output mesh file (.ply, .obj, .glb).",
+        output: Annotated[Path, typer.Option("-o", "--output", help="Output mesh FILE (.ply, .obj, .glb).",
                                              show_default=False)],
         method: Annotated[str, typer.Option("--method", help="grid (neighbouring pixels, cut at depth jumps) or "
                                                              "poisson (a surface fitted to the points).")] = "grid",
-        camera: Annotated[Path | None, typer.Option("--camera", help="Camera file of the depth image (any calibration format, or Open3D camera JSON), or the "
-                                                    "rectified stereo rig of a disparity map.")] = None,
+        camera: Annotated[Path | None, typer.Option("--camera", help="Calibration file: the camera of the depth image (any format "
+                                                    "depthcloud reads), or the rectified stereo rig of a disparity map.")] = None,
         disparity: Annotated[bool, typer.Option("--disparity", help="INPUT is a disparity map (pixels) of the "
                                                 "rectified left image; --camera is its rig.")] = False,
         color: Annotated[Path | None, typer.Option("--color", "-c", help="Colour image aligned to the depth.")] = None,
@@ -169,7 +169,7 @@ def register(app: typer.Typer) -> None:
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs that exist.")] = False,
     ) -> None:
         """Depth image, disparity map or cloud → a triangle mesh (PLY, OBJ or GLB)."""
-        from depthcloud.cli.core import _check_frame
+        from depthcloud.cli._common import check_frame
         from depthcloud.surface.meshio import MESH_EXTENSIONS, write_mesh
 
         if method not in METHODS:
@@ -180,7 +180,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--preview {preview}: expected a .png path")
         if disparity and method != "grid":
             raise InputError("--disparity: only --method grid reads disparity maps")
-        _check_frame(frame)
+        check_frame(frame)
         check_input(input)
         out = check_output(output, overwrite=overwrite)
         png = None if preview is None else check_output(preview, overwrite=overwrite)

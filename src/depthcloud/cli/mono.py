@@ -303,9 +303,9 @@ def _save_depth(cloud_path: Path, depth: np.ndarray) -> None:
 @mono_app.command("run")
 def run_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="Images, folders of images, or video files.", show_default=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output cloud file (.ply .pcd .xyz .csv .npz) for one image; a folder for several images or a video.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output: a cloud FILE (.ply .pcd .xyz .csv .npz …) for one image; a FOLDER for several images or a video.")],
     model: ModelOpt,
-    camera: Annotated[Path | None, typer.Option("--camera", help="Camera file (any calibration format depthcloud reads); rescaled to the image size.")] = None,
+    camera: Annotated[Path | None, typer.Option("--camera", help="Calibration file (any format depthcloud reads), rescaled to the image size.")] = None,
     fx: Annotated[float | None, typer.Option("--fx", help="Focal length x, pixels of the image.")] = None,
     fy: Annotated[float | None, typer.Option("--fy", help="Focal length y (default fx).")] = None,
     cx: Annotated[float | None, typer.Option("--cx", help="Principal point x (default the image centre).")] = None,
@@ -399,7 +399,7 @@ def eval_cmd(
     max_depth: Annotated[float, typer.Option("--max-depth", help="Score ground truth up to this depth (metres).")] = math.inf,
     device: DeviceOpt = "cpu",
     input_size: SizeOpt = 518,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Also write the scores as a JSON file.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Also write the scores as a JSON FILE.")] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Score a model on RGB-D pairs: AbsRel, RMSE, δ<1.25, raw and aligned to the ground truth."""
@@ -460,7 +460,7 @@ def eval_cmd(
 @mono_app.command("export")
 def export_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Depth Anything V2 checkpoint (.pth) or Hugging Face model folder.", show_default=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", help="The ONNX file to write.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The ONNX FILE to write.")],
     encoder: Annotated[str, typer.Option("--encoder", help="vits, vitb or vitl.")],
     kind: Annotated[str, typer.Option("--kind", help="metric or relative.")],
     max_depth: Annotated[float | None, typer.Option("--max-depth", help="Metric models: the head's range in metres (20 indoor/Hypersim, 80 outdoor/VKITTI).")] = None,

@@ -28,18 +28,17 @@ This module reads files only; it must not import sources, the server or the CLI.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from depthcloud.camera import Intrinsics, StereoRig
 from depthcloud.errors import FormatError, InputError
 from depthcloud.frame import Frame
+from depthcloud.io.calibfiles import load_calibration, read_open3d_intrinsic
 
 __all__ = ["RGBDSequence", "Trajectory", "load_camera", "open_rgbd", "read_open3d_intrinsic", "read_trajectory",
            "with_camera"]
@@ -55,45 +54,12 @@ _COLOR_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 # ================================================================================================
 
 
-def read_open3d_intrinsic(path: PathArg) -> Intrinsics:
-    """Open3D's PinholeCameraIntrinsic JSON: width, height and a column-major 3×3 ``intrinsic_matrix``."""
-    p = Path(path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError("no such file", path=p) from exc
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FormatError(f"not valid JSON ({exc})", path=p) from exc
-    return _open3d_intrinsic(doc, p)
-
-
-def _open3d_intrinsic(doc: Any, p: Path) -> Intrinsics:
-    if not isinstance(doc, dict) or not {"width", "height", "intrinsic_matrix"} <= set(doc):
-        raise FormatError("expected Open3D's camera JSON with width, height and intrinsic_matrix", path=p)
-    m = doc["intrinsic_matrix"]
-    if not isinstance(m, list) or len(m) != 9 or not all(isinstance(x, int | float) for x in m):
-        raise FormatError("intrinsic_matrix: expected 9 numbers (a column-major 3×3)", path=p, key="intrinsic_matrix")
-    K = np.array(m, dtype=np.float64).reshape(3, 3).T  # Open3D stores the matrix column by column
-    try:
-        return Intrinsics.from_K(K, int(doc["width"]), int(doc["height"]))
-    except (InputError, TypeError, ValueError) as exc:
-        raise FormatError(f"not a pinhole camera: {exc}", path=p) from exc
-
-
 def load_camera(path: PathArg) -> Intrinsics:
-    """The camera of a calibration file: Open3D's camera JSON, or any format ``load_calibration``
-    reads (a stereo rig gives its left camera)."""
+    """The camera of a calibration file: any format ``load_calibration`` reads, Open3D's camera JSON
+    included (a stereo rig gives its left camera)."""
     p = Path(path)
     if not p.is_file():
         raise InputError("no such file" if not p.exists() else "is a folder, expected a camera file", path=p)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        doc = None
-    if isinstance(doc, dict) and "intrinsic_matrix" in doc:
-        return _open3d_intrinsic(doc, p)
-    from depthcloud.io.calibfiles import load_calibration
-
     cal = load_calibration(p)
     return cal.left if isinstance(cal, StereoRig) else cal
 

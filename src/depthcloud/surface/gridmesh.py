@@ -169,7 +169,7 @@ def _faces_numpy(P: np.ndarray, a: float, b: float, cos_min: float) -> np.ndarra
     with np.errstate(invalid="ignore"):
         split_a = np.where(all4, d1 <= d2, ~(vq["00"] & vq["11"]))
 
-    def ok(t: tuple[str, str, str]) -> np.ndarray:
+    def ok(t: tuple[str, ...]) -> np.ndarray:
         p0, p1, p2 = (Pq[k] for k in t)
         z0, z1, z2 = (zq[k] for k in t)
         good = vq[t[0]] & vq[t[1]] & vq[t[2]]

@@ -76,7 +76,7 @@ _FACE_LISTS = ("vertex_indices", "vertex_index")
 def encode_ply_mesh(mesh: TriangleMesh, *, binary: bool = True) -> bytes:
     """The bytes of a PLY file holding ``mesh``: its vertices as :func:`depthcloud.io.ply.encode_ply`
     writes a cloud, then ``element face`` with ``list uchar int vertex_indices``."""
-    return b"".join(_ply_parts(_check_mesh(mesh), binary=binary))
+    return b"".join(_ply_parts(_check_mesh(mesh), binary=binary))  # type: ignore[arg-type]  # arrays are buffers
 
 
 def _ply_parts(mesh: TriangleMesh, *, binary: bool) -> list[bytes | np.ndarray]:

@@ -55,8 +55,14 @@ _KEY_MASK = (1 << _KEY_BITS) - 1
 # ================================================================================================
 
 
+def _pair(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a <= b else (b, a)
+
+
 def _edges() -> tuple[np.ndarray, np.ndarray, dict[tuple[int, int], int]]:
-    corner, axis, index = [], [], {}
+    corner: list[int] = []
+    axis: list[int] = []
+    index: dict[tuple[int, int], int] = {}
     for ax in range(3):
         for c in range(8):
             if not (c >> ax) & 1:
@@ -90,7 +96,7 @@ def _triangle_table() -> np.ndarray:
         inside = [(case >> c) & 1 for c in range(8)]
         nxt: dict[int, int] = {}
         for ring in faces:
-            ring_edges = [edge_index[tuple(sorted((ring[k], ring[(k + 1) % 4])))] for k in range(4)]
+            ring_edges = [edge_index[_pair(ring[k], ring[(k + 1) % 4])] for k in range(4)]
             for k in range(4):
                 if inside[ring[k]] and not inside[ring[(k + 1) % 4]]:  # leaves the inside on edge k
                     # walk back to where this inside run was entered
@@ -514,15 +520,15 @@ def _mesh_np(nb: np.ndarray, coords: np.ndarray, tsdf: np.ndarray, weight: np.nd
     vid[bb, ii, aa] = np.arange(len(bb))
     # cubes
     offs, idxs = _corners_np()
-    case = np.zeros((n, _B3), np.int64)
+    case: np.ndarray = np.zeros((n, _B3), np.int64)
     whole = np.ones((n, _B3), bool)
     cflat = np.empty((8, n, _B3), np.int64)
-    for c in range(8):
-        bc = nb[:, offs[c]]
-        flat = np.where(bc >= 0, bc * _B3 + idxs[c], 0)
+    for corner in range(8):
+        bc = nb[:, offs[corner]]
+        flat = np.where(bc >= 0, bc * _B3 + idxs[corner], 0)
         whole &= (bc >= 0) & valid.ravel()[flat]
-        case |= (tsdf.ravel()[flat] < 0).astype(np.int64) << c
-        cflat[c] = flat
+        case |= (tsdf.ravel()[flat] < 0).astype(np.int64) << corner
+        cflat[corner] = flat
     case = np.where(whole, case, 0)
     cb, ci = np.nonzero(_TRI_COUNT[case] > 0)
     cases = case[cb, ci]
@@ -718,7 +724,7 @@ class TSDFVolume:
             rank[order] = np.arange(n)
             nb_ranked = np.where(nb[order] >= 0, rank[np.maximum(nb[order], 0)], -1)
             verts, faces, cols = _mesh_np(nb_ranked, self._coords[order], tsdf[order], weight[order],
-                                          rgb[order] if self._rgb is not None else rgb, np.float32(min_w), self.voxel_m)
+                                          rgb[order] if self._rgb is not None else rgb, float(min_w), self.voxel_m)
         mesh = TriangleMesh._trusted(verts, faces, cols if self._rgb is not None else None, None, "world")
         return mesh.remove_unused_vertices()
 
