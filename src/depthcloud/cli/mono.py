@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 
 from depthcloud.cli._common import check_input, check_output, console, err_console, progress
 from depthcloud.cloud import FRAMES, PointCloud
-from depthcloud.errors import DepthcloudError, FormatError, InputError, OutputExistsError
+from depthcloud.errors import FormatError, InputError, OutputExistsError
 
 CLOUD_EXTS = (".ply", ".pcd", ".xyz", ".csv", ".txt", ".npz")
 _DEPTH_EXTS = (".png", ".pfm", ".npy", ".exr", ".tif", ".tiff")
@@ -468,12 +468,11 @@ def export_cmd(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Convert a Depth Anything V2 checkpoint to the ONNX interface `depthcloud mono` runs (needs the mono-export extra)."""
-    try:
-        from depthcloud.mono.export import export_checkpoint
-    except ModuleNotFoundError as exc:
-        if exc.name != "depthcloud.mono.export":
-            raise
-        raise DepthcloudError("checkpoint export is not part of this depthcloud build") from exc
+    from depthcloud.mono.export import export_checkpoint
+
+    for option, value, allowed in (("--encoder", encoder, ("vits", "vitb", "vitl")), ("--kind", kind, ("metric", "relative"))):
+        if value not in allowed:
+            raise InputError(f"{option}: expected one of {', '.join(allowed)}, got {value!r}")
     out = export_checkpoint(checkpoint, output, encoder=encoder, kind=kind, max_depth_m=max_depth,
                             overwrite=overwrite, input_size=input_size)
     console.print(f"{checkpoint} → {out} ({encoder}, {kind})", soft_wrap=True)
