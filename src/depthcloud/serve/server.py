@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import http
 import ipaddress
@@ -741,6 +742,20 @@ class CloudServer:
         return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
     async def _process_request(self, connection: Any, request: Any) -> Any:
+        """HTTP on the websocket port: GET (and HEAD: the same headers, no body); other methods 405."""
+        method = getattr(request, "method", "GET")
+        if method not in ("GET", "HEAD"):
+            self._count(self._counters.errors, "method_not_allowed")
+            resp = connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED,
+                                      f"{method} is not served here; routes answer GET (and HEAD)\n")
+            resp.headers["Allow"] = "GET, HEAD"
+            return resp
+        resp = await self._route(connection, request)
+        if method == "HEAD" and resp is not None:
+            return dataclasses.replace(resp, body=b"")  # Content-Length still says what GET would send
+        return resp
+
+    async def _route(self, connection: Any, request: Any) -> Any:
         parts = urlsplit(request.path)
         path, query = parts.path, parse_qs(parts.query)
         if not self._authorized(request, query):
