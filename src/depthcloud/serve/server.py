@@ -80,14 +80,9 @@ _CLOSE_GRACE_S = 1.0  # how long stop() lets connections close politely before c
 def release_memory() -> bool:
     """Give freed heap memory back to the operating system (glibc's malloc_trim); False elsewhere."""
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
+        trim = ctypes.CDLL(None).malloc_trim  # the C library the process already runs on
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to call
         return False
     trim.argtypes = [ctypes.c_size_t]
@@ -546,7 +541,7 @@ class CloudServer:
                 snap = self._snapshot
                 if snap is not None:
                     snap.forget_extra_clouds()
-                release_memory()
+                await asyncio.to_thread(release_memory)  # trimming a large heap takes a moment
                 released = True
 
     # -- what can be served -----------------------------------------------------------------------
