@@ -284,3 +284,28 @@ def test_serve_stops_on_sigint_and_sigterm_even_with_sigint_ignored(sig):
             proc.communicate()
     assert proc.returncode == 0, err
     assert "stopped" in err and "Traceback" not in err and "Task was destroyed" not in err
+
+
+async def _raw_http(port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return data
+
+
+async def test_http_answers_get_and_head_and_refuses_other_methods():
+    """DELETE was served like GET and HEAD returned the body (issue 14, defect 11)."""
+    async with serving(lambda: Slow(0.0)) as srv:
+        await until(lambda: srv.snapshot is not None)
+        get = await _raw_http(srv.port, b"GET /cloud.ply HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await _raw_http(srv.port, b"HEAD /cloud.ply HTTP/1.1\r\nHost: x\r\n\r\n")
+        g_head, _, g_body = get.partition(b"\r\n\r\n")
+        h_head, _, h_body = head.partition(b"\r\n\r\n")
+        assert g_head.startswith(b"HTTP/1.1 200") and h_head.startswith(b"HTTP/1.1 200")
+        assert h_body == b"" and f"Content-Length: {len(g_body)}".encode() in h_head
+        for method in (b"DELETE", b"POST", b"PUT"):
+            reply = await _raw_http(srv.port, method + b" /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert reply.startswith(b"HTTP/1.1 405 Method Not Allowed") and b"Allow: GET, HEAD" in reply
+            assert method.decode().encode() + b" is not served here" in reply

@@ -225,8 +225,8 @@ def register(app: typer.Typer) -> None:
             )
         ld = _detect(lp, b, method, "detecting corners (left)")
         rd = _detect(rp, b, method, "detecting corners (right)")
-        opts: dict[str, Any] = {"fix_aspect_ratio": fix_aspect_ratio, "zero_tangent": zero_tangent, "rational_model": rational,
-                "max_rms_px": max_rms}
+        opts: dict[str, Any] = {"fix_aspect_ratio": fix_aspect_ratio, "zero_tangent": zero_tangent,
+                                "rational_model": rational, "max_rms_px": max_rms}
         kl = kr = None
         if fix_intrinsics:
             kl, kr = mono(ld, b, **opts).intrinsics, mono(rd, b, **opts).intrinsics

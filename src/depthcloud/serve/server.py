@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import http
 import ipaddress
@@ -80,14 +81,9 @@ _CLOSE_GRACE_S = 1.0  # how long stop() lets connections close politely before c
 def release_memory() -> bool:
     """Give freed heap memory back to the operating system (glibc's malloc_trim); False elsewhere."""
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
+        trim = ctypes.CDLL(None).malloc_trim  # the C library the process already runs on
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to call
         return False
     trim.argtypes = [ctypes.c_size_t]
@@ -501,7 +497,7 @@ class CloudServer:
                 snap = self._snapshot
                 if snap is not None:
                     snap.forget_extra_clouds()
-                release_memory()
+                await asyncio.to_thread(release_memory)  # trimming a large heap takes a moment
                 released = True
 
     # -- what can be served -----------------------------------------------------------------------
@@ -701,6 +697,20 @@ class CloudServer:
         return token_ok(self.config.token, request, query)
 
     async def _process_request(self, connection: Any, request: Any) -> Any:
+        """HTTP on the websocket port: GET (and HEAD: the same headers, no body); other methods 405."""
+        method = getattr(request, "method", "GET")
+        if method not in ("GET", "HEAD"):
+            self._count(self._counters.errors, "method_not_allowed")
+            resp = connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED,
+                                      f"{method} is not served here; routes answer GET (and HEAD)\n")
+            resp.headers["Allow"] = "GET, HEAD"
+            return resp
+        resp = await self._route(connection, request)
+        if method == "HEAD" and resp is not None:
+            return dataclasses.replace(resp, body=b"")  # Content-Length still says what GET would send
+        return resp
+
+    async def _route(self, connection: Any, request: Any) -> Any:
         parts = urlsplit(request.path)
         path, query = parts.path, parse_qs(parts.query)
         if not self._authorized(request, query) and not viewer_assets.is_public(path):

@@ -377,10 +377,13 @@ class BagSource(ThreadedSource):
                 waited += 0.05
                 # Frame callbacks run on their own threads and may land just after the playback
                 # reports "stopped": the end is when the queue has stayed empty a moment after that.
-                ended = self._stopped_playing.is_set() and self._queue.empty() and waited >= self.end_grace_s
-                if self._held and (ended or waited >= self.first_color_wait_s):
-                    return self._depth_frame(*self._held.popleft())  # no colour came: depth alone
-                if ended:
+                if self._held:
+                    # Colour is delivered by another callback thread, possibly after playback reports
+                    # its end: wait for it (bounded) before giving up and sending depth alone.
+                    if waited >= self.first_color_wait_s:
+                        return self._depth_frame(*self._held.popleft())
+                    continue
+                if self._stopped_playing.is_set() and self._queue.empty() and waited >= self.end_grace_s:
                     return self._rewind() if self.loop else None
                 if waited > self.stall_timeout_s:
                     raise SourceError(f"playback stalled: no frame for {self.stall_timeout_s:g} s", path=self.path)
