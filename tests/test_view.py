@@ -79,7 +79,7 @@ def test_clouds_come_through_read_cloud(tmp_path):
     xyz = tmp_path / "scene.xyz"
     write_cloud(xyz, item.cloud)
     assert len(load_item(xyz).cloud) == len(item.cloud)
-    with pytest.raises(FormatError, match=r"unknown point-cloud extension '\.abc'"):
+    with pytest.raises(FormatError, match=r"unknown point-cloud or mesh extension '\.abc'"):
         (tmp_path / "x.abc").write_text("1 2 3\n")
         load_item(tmp_path / "x.abc")
     with pytest.raises(InputError, match="no such file"):
@@ -242,36 +242,17 @@ def test_touch_drag_orbits_and_pinch_zooms(tmp_path):
 
 
 
-def test_meshes_go_through_the_surface_extras_reader_when_it_is_there(tmp_path, monkeypatch):
-    """The hook for depthcloud.surface.meshio.read_mesh (another extra): used for PLY meshes and for
-    extensions read_cloud does not know; a stand-in module plays it here."""
-    import types
+def test_meshes_go_through_the_surface_reader(tmp_path):
+    """OBJ and GLB meshes (and PLY with faces) are read by depthcloud.surface.meshio, frame kept."""
+    from depthcloud.surface.mesh import TriangleMesh
+    from depthcloud.surface.meshio import write_mesh
 
-    calls: list[str] = []
-
-    def read_mesh(path):
-        calls.append(Path(path).name)
-        return types.SimpleNamespace(vertices=np.array([[0, 0, 1], [1, 0, 1], [0, 1, 1]], np.float32),
-                                     faces=np.array([[0, 1, 2]]), colors=None, frame="zup")
-
-    surface = types.ModuleType("depthcloud.surface")
-    meshio = types.ModuleType("depthcloud.surface.meshio")
-    meshio.read_mesh = read_mesh  # type: ignore[attr-defined]
-    surface.meshio = meshio  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "depthcloud.surface", surface)
-    monkeypatch.setitem(sys.modules, "depthcloud.surface.meshio", meshio)
-    (tmp_path / "part.obj").write_text("v 0 0 1\n")
-    obj = load_item(tmp_path / "part.obj")
+    mesh = TriangleMesh(np.array([[0, 0, 1], [1, 0, 1], [0, 1, 1]], np.float32), np.array([[0, 1, 2]], np.int32),
+                        frame="zup")
+    obj = load_item(write_mesh(tmp_path / "part.obj", mesh))
     ply = load_item(quad_mesh(tmp_path / "quad.ply"))
-    assert calls == ["part.obj", "quad.ply"]
-    assert obj.faces is not None and obj.faces.tolist() == [[0, 1, 2]] and obj.cloud.frame == "zup"
-    assert ply.faces is not None and len(ply.cloud) == 3
-    with pytest.raises(FormatError, match="unknown point-cloud extension"):
-        (tmp_path / "x.xyz2").write_text("1 2 3\n")
-        monkeypatch.delitem(sys.modules, "depthcloud.surface.meshio")
-        monkeypatch.setitem(sys.modules, "depthcloud.surface", types.ModuleType("depthcloud.surface"))
-        load_item(tmp_path / "x.xyz2")
-
+    assert obj.faces is not None and obj.faces.tolist() == [[0, 1, 2]] and len(obj.cloud) == 3
+    assert ply.faces is not None and len(ply.faces) == 2
 
 def test_a_browser_is_opened_only_where_someone_can_see_it(monkeypatch):
     from depthcloud.cli.view import can_open_browser

@@ -468,9 +468,9 @@ def export_cmd(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Convert a Depth Anything V2 checkpoint to the ONNX interface `depthcloud mono` runs (needs the mono-export extra)."""
-    from depthcloud.mono.export import export_checkpoint
+    from depthcloud.mono.export import KINDS, encoders, export_checkpoint
 
-    for option, value, allowed in (("--encoder", encoder, ("vits", "vitb", "vitl")), ("--kind", kind, ("metric", "relative"))):
+    for option, value, allowed in (("--encoder", encoder, encoders()), ("--kind", kind, KINDS)):
         if value not in allowed:
             raise InputError(f"{option}: expected one of {', '.join(allowed)}, got {value!r}")
     out = export_checkpoint(checkpoint, output, encoder=encoder, kind=kind, max_depth_m=max_depth,

@@ -48,7 +48,7 @@ from depthcloud.errors import (
 )
 from depthcloud.io._files import write_atomic
 
-__all__ = ["KINDS", "export_checkpoint"]
+__all__ = ["KINDS", "encoders", "export_checkpoint"]
 
 KINDS = ("metric", "relative")
 PATCH = 14
@@ -458,6 +458,11 @@ def _check_with_ort(d: _Deps, blob: bytes, model: Any) -> float:
             raise DepthcloudError(f"the exported model differs from PyTorch by {diff:.3g} at {w}x{h}")
         worst = max(worst, diff)
     return worst
+
+
+def encoders() -> tuple[str, ...]:
+    """The encoder sizes a checkpoint can be exported for (``vits``, ``vitb``, ``vitl``)."""
+    return tuple(_ENCODERS)
 
 
 def export_checkpoint(

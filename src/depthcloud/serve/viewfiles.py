@@ -2,8 +2,7 @@
 
 Each file becomes one *item*: a cloud read with :func:`depthcloud.io.read_cloud` (every format it
 knows, PLY, PCD, XYZ, NPZ and whatever is added there), or a triangle mesh drawn as a surface — read
-with ``depthcloud.surface.meshio.read_mesh`` when that module is present, else, for PLY files with a
-``face`` element, by the small reader here. The server speaks the binary protocol's ``info``,
+with :func:`depthcloud.surface.meshio.read_mesh` (PLY with a ``face`` element, OBJ, GLB). The server speaks the binary protocol's ``info``,
 ``get`` and ``subscribe`` on ``/v1`` (one cloud message per item, with ``item``/``items``/``name``
 in the header and a ``faces`` field for meshes), ``/health`` and the viewer's page, on one port,
 with the same token rules as ``depthcloud serve``.
@@ -48,36 +47,20 @@ class ViewItem:
 
 def load_item(path: str | Path) -> ViewItem:
     """Read a cloud or mesh file into a :class:`ViewItem` (see the module docstring)."""
+    from depthcloud.io import CLOUD_EXTENSIONS, read_cloud
+    from depthcloud.surface.meshio import MESH_EXTENSIONS, read_mesh
+
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such file")
-    if p.suffix.lower() == ".ply" and _ply_face_count(p) > 0:
-        return _mesh_item(p)
-    from depthcloud.io import CLOUD_EXTENSIONS, read_cloud
-
-    try:
-        return ViewItem(p.name, read_cloud(p))
-    except FormatError:
-        if _meshio() is None or p.suffix.lower() in CLOUD_EXTENSIONS:
-            raise
-        return _mesh_item(p)
-
-
-def _meshio() -> Any:
-    try:
-        from depthcloud.surface import meshio  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return meshio if hasattr(meshio, "read_mesh") else None
-
-
-def _mesh_item(p: Path) -> ViewItem:
-    meshio = _meshio()
-    if meshio is not None:
-        mesh = meshio.read_mesh(p)
-        cloud = PointCloud(mesh.vertices, mesh.colors, frame=getattr(mesh, "frame", "optical"))
-        return ViewItem(p.name, cloud, np.asarray(mesh.faces))
-    return _read_ply_mesh(p)
+    ext = p.suffix.lower()
+    if ext not in CLOUD_EXTENSIONS and ext not in MESH_EXTENSIONS:
+        raise FormatError(f"unknown point-cloud or mesh extension {ext or '(none)'!r}; clouds: "
+                          f"{' '.join(CLOUD_EXTENSIONS)}; meshes: {' '.join(MESH_EXTENSIONS)}", path=p.name)
+    if ext in MESH_EXTENSIONS and (ext != ".ply" or _ply_face_count(p) > 0):
+        mesh = read_mesh(p)
+        return ViewItem(p.name, PointCloud(mesh.vertices, mesh.colors, frame=mesh.frame), np.asarray(mesh.faces))
+    return ViewItem(p.name, read_cloud(p))
 
 
 def _ply_face_count(p: Path) -> int:
@@ -87,60 +70,6 @@ def _ply_face_count(p: Path) -> int:
         head = f.read(64 * 1024)
     header = parse_ply_header(head, path=p.name)
     return sum(el.count for el in header.elements if el.name == "face")
-
-
-def _read_ply_mesh(p: Path) -> ViewItem:
-    """Vertices (x, y, z, optional red/green/blue) and polygon faces (fan-triangulated) of a PLY
-    whose vertex element has scalar properties only and whose face element has one list."""
-    from depthcloud.io.ply import parse_ply_header
-
-    data = p.read_bytes()
-    header = parse_ply_header(data, path=p.name)
-    order = header.byte_order or "<"
-    names = [el.name for el in header.elements]
-    if names[:2] != ["vertex", "face"] or header.elements[0].has_lists:
-        raise FormatError("this PLY mesh layout (elements " + ", ".join(names) + ") needs the surface extra's "
-                          "reader: pip install 'depthcloud[surface]'", path=p.name)
-    vert, face = header.elements[0], header.elements[1]
-    lists = [q for q in face.properties if q.count_type is not None]
-    if len(lists) != 1 or len(face.properties) != 1:
-        raise FormatError("the face element must hold one list of vertex indices", path=p.name, line=face.line)
-    prop = lists[0]
-    vdt = np.dtype([(q.name, order + q.type) for q in vert.properties])
-    polys: list[list[int]] = []
-    if header.format == "ascii":
-        rows = [ln.split() for ln in data[header.body_offset:].decode("ascii").splitlines() if ln.strip()]
-        if len(rows) < vert.count + face.count:
-            raise FormatError(f"expected {vert.count} vertex and {face.count} face rows, got {len(rows)} rows",
-                              path=p.name)
-        rec = np.array([tuple(float(x) for x in r[:len(vdt.names or ())]) for r in rows[:vert.count]],
-                       dtype=np.dtype([(n, "f8") for n in vdt.names or ()]))
-        polys = [[int(x) for x in r[1:1 + int(r[0])]] for r in rows[vert.count:vert.count + face.count]]
-    else:
-        offset = header.body_offset + vdt.itemsize * vert.count
-        if offset > len(data):
-            raise FormatError(f"the vertex element declares {vert.count} rows but the body ends early", path=p.name)
-        rec = np.frombuffer(data, dtype=vdt, count=vert.count, offset=header.body_offset)
-        cdt, idt = np.dtype(order + (prop.count_type or "u1")), np.dtype(order + prop.type)
-        mv = memoryview(data)
-        for _ in range(face.count):
-            if offset + cdt.itemsize > len(data):
-                raise FormatError("the face element ends early (truncated file?)", path=p.name)
-            k = int(np.frombuffer(mv[offset:offset + cdt.itemsize], dtype=cdt)[0])
-            offset += cdt.itemsize
-            polys.append(np.frombuffer(mv[offset:offset + k * idt.itemsize], dtype=idt).tolist())
-            offset += k * idt.itemsize
-    if not {"x", "y", "z"} <= set(rec.dtype.names or ()):
-        raise FormatError("the vertex element has no x, y, z properties", path=p.name, line=vert.line)
-    pts = np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float32)
-    colors = None
-    if {"red", "green", "blue"} <= set(rec.dtype.names or ()):
-        colors = np.stack([rec["red"], rec["green"], rec["blue"]], axis=1).clip(0, 255).astype(np.uint8)
-    tris = [(poly[0], poly[i], poly[i + 1]) for poly in polys for i in range(1, len(poly) - 1)]
-    faces = np.asarray(tris, dtype=np.int64).reshape(-1, 3)
-    if faces.size and (faces.min() < 0 or faces.max() >= len(pts)):
-        raise FormatError(f"a face refers to a vertex outside 0..{len(pts) - 1}", path=p.name)
-    return ViewItem(p.name, PointCloud(pts, colors), faces)
 
 
 class FileViewServer:
