@@ -21,6 +21,7 @@ Unlike farm-ng's own client, which retries forever, every wait here has a timeou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from collections.abc import AsyncIterator, Mapping
@@ -64,6 +65,9 @@ __all__ = [
     "read_service_config",
     "stream_path",
 ]
+
+# Seconds a closing stream or channel may take before it is abandoned (Ctrl-C must stay prompt).
+_CLOSE_TIMEOUT_S = 2.0
 
 DEFAULT_MIN_DEPTH_M = 0.2
 DEFAULT_MAX_DEPTH_M = 7.5
@@ -631,7 +635,9 @@ class OakClient:
         if channel is not None:
             self._client.channel = None
             self._client.stub = None
-            await channel.close()
+            # Bounded: a channel that will not close must not hold up Ctrl-C or the end of a run.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(channel.close(), _CLOSE_TIMEOUT_S)
 
     def _timeout(self, what: str) -> SourceTimeout:
         return SourceTimeout(
@@ -685,7 +691,8 @@ class OakClient:
                 self.stats.received += 1
                 yield event, bytes(payload)
         finally:
-            await stream.aclose()
+            with contextlib.suppress(TimeoutError):  # bounded, as in close()
+                await asyncio.wait_for(stream.aclose(), _CLOSE_TIMEOUT_S)
 
     def decode(self, event: Any, payload: bytes) -> OakDisparity | None:
         """Decode one disparity message; a corrupt one is counted in ``stats`` and gives None."""
