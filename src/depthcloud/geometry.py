@@ -71,16 +71,21 @@ def disparity_to_depth(
 
 if HAVE_NUMBA:
 
-    @njit(parallel=True, cache=True, nogil=True, fastmath=False)
-    def _count_rows(depth, zmin, zmax, counts):  # type: ignore[no-untyped-def]
-        h, w = depth.shape
-        for r in prange(h):
+    # One serial pass (a parallel region costs more to start than this pass takes): where each row's
+    # points start (offsets[r]) and how many there are in all (offsets[h]). The keep test is the
+    # writers' one compare on the float's bits, which vectorises on every target (SSE2 included).
+    @njit(cache=True, nogil=True, boundscheck=False)
+    def _count_kept(bits, lo, span, offsets):  # type: ignore[no-untyped-def]
+        h, w = bits.shape
+        total = 0
+        for r in range(h):
+            offsets[r] = total
             c = 0
             for u in range(w):
-                z = depth[r, u]
-                if z > 0.0 and z >= zmin and z <= zmax:
-                    c += 1
-            counts[r] = c
+                c += uint32(bits[r, u] - lo) <= span
+            total += c
+        offsets[h] = total
+        return total
 
     def _make_writer(table: bool, rgb: bool):  # type: ignore[no-untyped-def]
         """A writer of kept points, compiled for rays from a table or separable, with or without colour.
@@ -232,17 +237,16 @@ class Unprojector:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         if not HAVE_NUMBA:
             return self._run_numpy(d, c, zmin, zmax)
-        h = d.shape[0]
-        counts = np.empty(h, dtype=np.int64)
-        _count_rows(d, zmin, zmax, counts)
-        offsets = np.zeros(h + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        n = int(offsets[-1])
+        if zmax < np.float32(np.finfo(np.float32).smallest_subnormal):  # nothing can be kept
+            return np.empty((0, 3), np.float32), None if c is None else np.empty((0, 3), np.uint8)
+        bits = d.view(np.uint32)
+        lo, span = _kept_bits(zmin, zmax)
+        offsets = np.empty(d.shape[0] + 1, dtype=np.int64)
+        n = int(_count_kept(bits, lo, span, offsets))
         out = np.empty((n, 3), dtype=np.float32)
         rgb = None if c is None else np.empty((n, 3), dtype=np.uint8)
-        lo, span = _kept_bits(zmin, zmax)
         _WRITERS[self._rays is not None, c is not None](
-            d, d.view(np.uint32), lo, span, self._xr, self._yr,
+            d, bits, lo, span, self._xr, self._yr,
             _NO_RAYS if self._rays is None else self._rays,
             _NO_COLOR if c is None else c,
             offsets, out.reshape(-1), _NO_RGB if rgb is None else rgb.reshape(-1), _WRITE_CHUNKS,
