@@ -91,6 +91,18 @@ def release_memory() -> bool:
     return True
 
 
+def bound_port(server: Any) -> int:
+    """The TCP port a started websockets server listens on (useful with ``port=0``)."""
+    if server is None:
+        raise InputError("the server is not started")
+    return int(next(iter(server.sockets)).getsockname()[1])
+
+
+def url_host(host: str) -> str:
+    """``host`` as it goes into a URL: IPv6 addresses in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 def is_loopback(host: str) -> bool:
     """True when ``host`` binds only this machine (``localhost``, 127.x, ::1)."""
     if host == "localhost":
@@ -450,15 +462,11 @@ class CloudServer:
     @property
     def port(self) -> int:
         """The bound TCP port (useful with ``port=0``)."""
-        if self._server is None:
-            raise InputError("the server is not started")
-        return int(next(iter(self._server.sockets)).getsockname()[1])
+        return bound_port(self._server)
 
     @property
     def url(self) -> str:
-        host = self.config.host
-        shown = f"[{host}]" if ":" in host else host
-        return f"ws://{shown}:{self.port}"
+        return f"ws://{url_host(self.config.host)}:{self.port}"
 
     @property
     def snapshot(self) -> Snapshot | None:

@@ -29,7 +29,7 @@ import numpy as np
 from depthcloud.cloud import PointCloud
 from depthcloud.errors import ConfigError, DepthcloudError, FormatError, InputError, MissingDependencyError
 from depthcloud.serve import protocol, viewer_assets
-from depthcloud.serve.server import MAX_REQUEST_BYTES, _response, is_loopback, token_ok
+from depthcloud.serve.server import MAX_REQUEST_BYTES, _response, bound_port, is_loopback, token_ok, url_host
 
 __all__ = ["FileViewServer", "ViewItem", "load_item"]
 
@@ -92,18 +92,15 @@ class FileViewServer:
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise InputError("the server is not started")
-        return int(next(iter(self._server.sockets)).getsockname()[1])
+        return bound_port(self._server)
 
     @property
     def url(self) -> str:
         """The viewer's page (with the token in its query when one is set)."""
         # a wildcard bind is reached through any of the machine's addresses; loopback always works here
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        shown = f"[{host}]" if ":" in host else host
         query = "" if self.token is None else f"?token={self.token}"
-        return f"http://{shown}:{self.port}/view{query}"
+        return f"http://{url_host(host)}:{self.port}/view{query}"
 
     async def start(self) -> FileViewServer:
         try:
